@@ -1,0 +1,124 @@
+"""Pictures in and out: PIL images, numpy arrays and the (B, 3, H, W) tensors in [-1, 1] that the VAE reads."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence, Union
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from PIL import Image
+
+from . import shapes
+
+ImageLike = Union[Image.Image, str, Path, np.ndarray]
+SAMPLE_PHOTO = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+
+
+def vae_scale_factor(vae: torch.nn.Module) -> int:
+    """How many pixels one latent pixel covers per side: ``2 ** (len(block_out_channels) - 1)`` (8 for SD)."""
+    return 2 ** (len(vae.config.block_out_channels) - 1)
+
+
+def to_pil(image: ImageLike) -> Image.Image:
+    """A PIL image, a path to one, or an (H, W, 3) uint8 array -> an RGB PIL image (RGBA and greyscale converted)."""
+    if isinstance(image, (str, Path)):
+        if not Path(image).is_file():
+            raise FileNotFoundError(f"no image file at {image}")
+        image = Image.open(image)
+    elif isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+            raise ValueError(f"expected an (H, W, 3) uint8 array, got shape {image.shape} and dtype {image.dtype}")
+        image = Image.fromarray(image)
+    elif not isinstance(image, Image.Image):
+        raise TypeError(f"expected a PIL image, a path or an (H, W, 3) uint8 array, got {type(image).__name__}")
+    return image.convert("RGB")
+
+
+def preprocess(image: ImageLike, vae_or_factor: torch.nn.Module | int) -> torch.Tensor:
+    """An image -> a float32 tensor (1, 3, H, W) in [-1, 1], cropped to a multiple of the VAE's scale factor.
+
+    ``vae_or_factor`` is the VAE (its factor is derived from its config) or the factor itself.
+    """
+    factor = vae_or_factor if isinstance(vae_or_factor, int) else vae_scale_factor(vae_or_factor)
+    picture = to_pil(image)
+    width, height = (side - side % factor for side in picture.size)
+    if width == 0 or height == 0:
+        raise ValueError(f"image of {picture.size[0]}x{picture.size[1]} is smaller than the scale factor {factor}")
+    array = np.asarray(picture.crop((0, 0, width, height)), dtype=np.float32) / 127.5 - 1  # (H, W, 3)
+    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)
+
+
+def numpy_to_pil(images: np.ndarray) -> list[Image.Image]:
+    """Float pictures in [0, 1] (or uint8), shaped (H, W, 3) or (B, H, W, 3) -> a list of PIL images."""
+    if not isinstance(images, np.ndarray):
+        raise TypeError(f"expected a numpy array, got {type(images).__name__}")
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"expected shape (H, W, 3) or (B, H, W, 3), got {images.shape}")
+    if images.dtype != np.uint8:
+        images = (np.clip(images, 0, 1) * 255).round().astype(np.uint8)
+    return [Image.fromarray(image) for image in images]
+
+
+def grid_shape(n: int, rows: int | None = None, cols: int | None = None) -> tuple[int, int]:
+    """Rows and columns for ``n`` pictures: near-square when neither is given."""
+    if n == 0:
+        raise ValueError("no images to put in a grid")
+    if rows is None and cols is None:
+        cols = math.ceil(math.sqrt(n))
+    rows = rows or math.ceil(n / cols)
+    cols = cols or math.ceil(n / rows)
+    if rows * cols < n:
+        raise ValueError(f"a {rows}x{cols} grid holds {rows * cols} images, but {n} were given")
+    return rows, cols
+
+
+def image_grid(images: Sequence[Image.Image], rows: int | None = None, cols: int | None = None) -> Image.Image:
+    """Paste same-sized PIL images into one picture, row by row."""
+    rows, cols = grid_shape(len(images), rows, cols)
+    sizes = {image.size for image in images}
+    if len(sizes) != 1:
+        raise ValueError(f"all images must have the same size, got {sorted(sizes)}")
+    width, height = sizes.pop()
+    grid = Image.new("RGB", (cols * width, rows * height), "white")
+    for i, image in enumerate(images):
+        grid.paste(image, ((i % cols) * width, (i // cols) * height))
+    return grid
+
+
+def show_images(images: Sequence[Image.Image], titles: Sequence[str] | None = None, title: str | None = None,
+                cols: int | None = None, size: float = 2.2) -> plt.Figure:
+    """Show pictures side by side in one titled matplotlib figure, each with its own caption."""
+    rows, cols = grid_shape(len(images), cols=cols or min(len(images), 6))
+    if titles is not None and len(titles) != len(images):
+        raise ValueError(f"{len(images)} images but {len(titles)} titles")
+    figure, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows + 0.4), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < len(images):
+            ax.imshow(images[i], interpolation="nearest" if images[i].size[0] <= 128 else "antialiased")
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=9)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def load_sample_image(name: str, size: int | None = None) -> Image.Image:
+    """A picture that needs no network: ``"photo"`` (Grace Hopper, from matplotlib's sample data) or a shapes caption.
+
+    ``size`` resizes the photo's short side (then crops square); shapes pictures are drawn at ``size`` (default 64).
+    """
+    if name == "photo":
+        photo = Image.open(SAMPLE_PHOTO).convert("RGB")
+        if size is None:
+            return photo
+        side = min(photo.size)
+        return photo.crop((0, 0, side, side)).resize((size, size), Image.Resampling.LANCZOS)
+    return shapes.render(name, size=size or shapes.IMAGE_SIZE)

@@ -1,0 +1,34 @@
+"""Pictures to latents and back through the VAE, with SD's scaling factor applied where the library applies it."""
+
+from __future__ import annotations
+
+import torch
+from diffusers import AutoencoderKL
+from PIL import Image
+
+from .images import ImageLike, numpy_to_pil, preprocess
+
+
+@torch.no_grad()
+def encode_image(vae: AutoencoderKL, image: ImageLike | torch.Tensor, generator: torch.Generator | None = None,
+                 sample: bool = True) -> torch.Tensor:
+    """A picture (or a (B, 3, H, W) tensor in [-1, 1]) -> latents (B, 4, H/8, W/8) times ``vae.config.scaling_factor``.
+
+    ``sample=True`` draws from the latent distribution (as training does); ``False`` takes its mean.
+    """
+    pixels = image if isinstance(image, torch.Tensor) else preprocess(image, vae)
+    if pixels.ndim != 4 or pixels.shape[1] != 3:
+        raise ValueError(f"expected pixels shaped (B, 3, H, W), got {tuple(pixels.shape)}")
+    distribution = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist
+    latents = distribution.sample(generator) if sample else distribution.mode()
+    return latents * vae.config.scaling_factor
+
+
+@torch.no_grad()
+def decode_latents(vae: AutoencoderKL, latents: torch.Tensor) -> list[Image.Image]:
+    """Scaled latents (B, 4, h, w) -> a list of PIL images (divides by the scaling factor, then decodes)."""
+    if latents.ndim != 4 or latents.shape[1] != vae.config.latent_channels:
+        raise ValueError(f"expected latents shaped (B, {vae.config.latent_channels}, h, w), got {tuple(latents.shape)}")
+    pixels = vae.decode(latents.to(vae.device, vae.dtype) / vae.config.scaling_factor).sample  # (B, 3, H, W)
+    pixels = (pixels / 2 + 0.5).clamp(0, 1)
+    return numpy_to_pil(pixels.float().cpu().permute(0, 2, 3, 1).numpy())

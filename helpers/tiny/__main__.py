@@ -1,0 +1,66 @@
+"""``python -m helpers.tiny train [--quick]`` and ``python -m helpers.tiny evaluate``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL
+from transformers import CLIPModel, CLIPTokenizer
+
+from .config import TinyConfig
+from .export import check_loads_as_float32, folder_size_mb, save_pipeline
+from .tokenizer import build_tokenizer
+from .train import latent_scaling_factor, train_unet, train_vae_and_clip
+
+
+def train(config: TinyConfig) -> dict[str, list[float]]:
+    """Train every part in order and write the pipeline folder; returns each part's losses."""
+    start = time.time()
+    config.workdir.mkdir(parents=True, exist_ok=True)
+    tokenizer_dir = config.workdir / "tokenizer"
+    tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir) if tokenizer_dir.exists() else build_tokenizer(tokenizer_dir)
+    losses = train_vae_and_clip(config, tokenizer_dir)
+    vae = AutoencoderKL.from_pretrained(config.workdir / "vae")
+    vae.register_to_config(scaling_factor=latent_scaling_factor(vae, config))
+    clip = CLIPModel.from_pretrained(config.workdir / "clip")
+    unet, losses["unet"] = train_unet(config, vae, clip.text_model, tokenizer)
+    save_pipeline(vae, clip, unet, tokenizer, config.out_dir, config.image_size)
+    check_loads_as_float32(config.out_dir)
+    minutes = (time.time() - start) / 60
+    print(f"wrote {config.out_dir} ({folder_size_mb(config.out_dir):.1f} MB) in {minutes:.1f} min, "
+          f"scaling_factor {vae.config.scaling_factor:.4f}")
+    return losses
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m helpers.tiny", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    train_parser = sub.add_parser("train", help="train tiny-shapes-sd from scratch (resumes from checkpoints)")
+    train_parser.add_argument("--quick", action="store_true", help="a few steps of each part, into --out")
+    train_parser.add_argument("--out", type=Path, help="pipeline folder to write (default: the shipped one)")
+    train_parser.add_argument("--workdir", type=Path, help="checkpoint folder (default: ~/.cache/sd-book/...)")
+    evaluate_parser = sub.add_parser("evaluate", help="print the model's evaluation figures as JSON")
+    evaluate_parser.add_argument("--model", type=Path, help="pipeline folder (default: the shipped one)")
+    evaluate_parser.add_argument("--prompts", type=int, default=64, help="number of generation prompts")
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.command == "train":
+        config = TinyConfig().quick() if args.quick else TinyConfig()
+        if args.quick and not args.out:
+            parser.error("--quick writes a throwaway model: give it --out")
+        config = replace(config, out_dir=args.out or config.out_dir, workdir=args.workdir or config.workdir)
+        losses = train(config)
+        print(json.dumps({part: [round(values[0], 4), round(values[-1], 4)] for part, values in losses.items()}))
+    else:
+        from .evaluate import evaluate
+
+        print(json.dumps(evaluate(args.model or TinyConfig().out_dir, n_prompts=args.prompts)))
+
+
+if __name__ == "__main__":
+    main()

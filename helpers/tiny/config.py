@@ -1,0 +1,121 @@
+"""The one config object of tiny-shapes-sd, and the model classes it builds (all the real diffusers/transformers ones)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from transformers import CLIPConfig, CLIPModel
+
+# Stable Diffusion v1.5's scheduler_config.json, as the real repository ships it.
+SD15_SCHEDULER_CONFIG = {
+    "_class_name": "PNDMScheduler",
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "num_train_timesteps": 1000,
+    "set_alpha_to_one": False,
+    "skip_prk_steps": True,
+    "steps_offset": 1,
+    "trained_betas": None,
+    "clip_sample": False,
+}
+
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "tiny_shapes_sd"
+
+
+def default_workdir() -> Path:
+    """Where training keeps its checkpoints: ``$SD_BOOK_CACHE`` or ``~/.cache/sd-book/tiny-shapes-sd``."""
+    return Path(os.environ.get("SD_BOOK_CACHE", Path.home() / ".cache" / "sd-book")) / "tiny-shapes-sd"
+
+
+@dataclass
+class TinyConfig:
+    """Every size and step count of tiny-shapes-sd; ``quick()`` gives the few-steps version for tests."""
+
+    image_size: int = 64
+    # VAE: 4 blocks like SD's, so 64x64 pictures become 8x8x4 latents.
+    vae_channels: tuple[int, ...] = (16, 32, 64, 64)
+    vae_steps: int = 2500
+    vae_batch: int = 16
+    vae_lr: float = 1e-3
+    vae_kl_weight: float = 1e-6
+    vae_shape_weight: float = 4.0  # shape pixels count 5x in the loss: they are few and carry the outline
+    # CLIP: the text tower is the pipeline's text encoder; its width is the UNet's cross-attention width.
+    text_width: int = 64
+    text_layers: int = 3
+    vision_width: int = 128
+    vision_layers: int = 4
+    vision_patch: int = 8
+    clip_steps: int = 1500
+    clip_batch: int = 96
+    clip_lr: float = 1e-3
+    # UNet: SD's block types on an 8x8 latent, three levels (8x8, 4x4, 2x2).
+    unet_channels: tuple[int, ...] = (64, 128, 128)
+    unet_steps: int = 4000
+    unet_batch: int = 48
+    unet_lr: float = 5e-4
+    uncond_prob: float = 0.1  # empty captions, so classifier-free guidance has an unconditional model
+    ema_decay: float = 0.999
+    dataset_size: int = 20000
+    seed: int = 0
+    checkpoint_every: int = 500
+    workdir: Path = field(default_factory=default_workdir)
+    out_dir: Path = SHIPPED_DIR
+
+    def quick(self) -> "TinyConfig":
+        """A few steps of each part: shows the losses fall, in well under a minute."""
+        return replace(self, vae_steps=30, clip_steps=30, unet_steps=40, dataset_size=512, checkpoint_every=20,
+                       vae_batch=16, clip_batch=32, unet_batch=32)
+
+
+def make_vae(config: TinyConfig) -> AutoencoderKL:
+    """SD's AutoencoderKL with narrower blocks: same 4-block layout, scale factor 8, 4 latent channels."""
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * len(config.vae_channels),
+        up_block_types=("UpDecoderBlock2D",) * len(config.vae_channels),
+        block_out_channels=config.vae_channels,
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=config.image_size,
+    )
+
+
+def make_clip(config: TinyConfig) -> CLIPModel:
+    """A small CLIP with OpenAI's 49408-token vocabulary and SD's 77 text positions."""
+    clip_config = CLIPConfig(
+        text_config=dict(
+            vocab_size=49408, hidden_size=config.text_width, intermediate_size=4 * config.text_width,
+            num_hidden_layers=config.text_layers, num_attention_heads=4, max_position_embeddings=77,
+            hidden_act="quick_gelu", bos_token_id=49406, eos_token_id=49407, pad_token_id=49407,
+        ),
+        vision_config=dict(
+            image_size=config.image_size, patch_size=config.vision_patch, hidden_size=config.vision_width,
+            intermediate_size=4 * config.vision_width, num_hidden_layers=config.vision_layers,
+            num_attention_heads=4, hidden_act="quick_gelu",
+        ),
+        projection_dim=config.text_width,
+    )
+    return CLIPModel(clip_config)
+
+
+def make_unet(config: TinyConfig) -> UNet2DConditionModel:
+    """SD's UNet2DConditionModel: cross-attention down/up blocks around a plain bottom level."""
+    levels = len(config.unet_channels)
+    return UNet2DConditionModel(
+        sample_size=config.image_size // 8,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock2D",) * (levels - 1) + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (levels - 1),
+        block_out_channels=config.unet_channels,
+        layers_per_block=1,
+        cross_attention_dim=config.text_width,
+        attention_head_dim=8,
+        norm_num_groups=32,
+    )

@@ -1,0 +1,63 @@
+"""Write tiny-shapes-sd as a diffusers pipeline folder: safetensors in half precision, no tensor stored twice."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from safetensors.torch import load_file, save_file
+from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer
+
+from .config import SD15_SCHEDULER_CONFIG
+
+
+def halve_safetensors(folder: Path) -> None:
+    """Store float weights as float16; the configs still say float32, so they load as float32 on a CPU."""
+    for path in folder.rglob("*.safetensors"):
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in load_file(path).items()}
+        save_file(tensors, path, metadata={"format": "pt"})
+
+
+def save_clip_without_text_tower(clip: CLIPModel, folder: Path, image_size: int) -> None:
+    """The full CLIP's config and its vision tower and projections; its text tower is the pipeline's text encoder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    clip.config.save_pretrained(folder)
+    weights = {k: v.contiguous() for k, v in clip.state_dict().items() if not k.startswith("text_model.")}
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size=image_size).save_pretrained(folder)
+
+
+def save_pipeline(vae: AutoencoderKL, clip: CLIPModel, unet: UNet2DConditionModel, tokenizer: CLIPTokenizer,
+                  out_dir: Path, image_size: int) -> None:
+    """Save every part where ``StableDiffusionPipeline.from_pretrained(out_dir)`` looks for it, plus ``clip/``."""
+    for part in ("vae", "text_encoder", "tokenizer", "unet", "scheduler", "clip"):
+        shutil.rmtree(out_dir / part, ignore_errors=True)
+    pipe = StableDiffusionPipeline(
+        vae=vae, text_encoder=clip.text_model, tokenizer=tokenizer, unet=unet,
+        scheduler=PNDMScheduler.from_config({k: v for k, v in SD15_SCHEDULER_CONFIG.items() if k != "clip_sample"}),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+    pipe.save_pretrained(out_dir)
+    # As in SD v1.5's own file: a DDIMScheduler built from this config must not clip latents to [-1, 1].
+    scheduler_file = out_dir / "scheduler" / "scheduler_config.json"
+    scheduler_file.write_text(json.dumps({**json.loads(scheduler_file.read_text()), "clip_sample": False}, indent=2))
+    (out_dir / "tokenizer" / "tokenizer.json").unlink(missing_ok=True)  # rebuilt from vocab.json and merges.txt
+    save_clip_without_text_tower(clip, out_dir / "clip", image_size)
+    halve_safetensors(out_dir)
+
+
+def folder_size_mb(folder: Path) -> float:
+    """Size of every file under ``folder``, in MB."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+
+
+@torch.no_grad()
+def check_loads_as_float32(out_dir: Path) -> None:
+    """Fail loudly if the shipped folder would load in half precision on a CPU."""
+    pipe = StableDiffusionPipeline.from_pretrained(out_dir)
+    dtypes = {name: next(getattr(pipe, name).parameters()).dtype for name in ("vae", "text_encoder", "unet")}
+    if set(dtypes.values()) != {torch.float32}:
+        raise RuntimeError(f"{out_dir} loads as {dtypes}, expected float32 everywhere")

@@ -1,0 +1,209 @@
+"""Training of tiny-shapes-sd: the VAE and CLIP side by side, then the UNet on the VAE's latents and CLIP's text.
+
+Each part is one short loop around one loss function. ``diffusion_loss`` is the latent diffusion objective that
+chapter 1 writes out and chapter 7 trains with.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+from diffusers.training_utils import EMAModel
+from tqdm.auto import tqdm
+from transformers import CLIPModel, CLIPTextModel, CLIPTokenizer
+
+from .. import shapes
+from .config import SD15_SCHEDULER_CONFIG, TinyConfig, make_clip, make_unet, make_vae
+
+# OpenAI CLIP's pixel normalisation, which CLIPImageProcessor applies too.
+CLIP_MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
+CLIP_STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+
+
+def to_pixels(pictures: np.ndarray) -> torch.Tensor:
+    """uint8 pictures (B, H, W, 3) -> float tensor (B, 3, H, W) in [-1, 1], the VAE's input range."""
+    return torch.from_numpy(pictures).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def foreground_mask(pixels: torch.Tensor) -> torch.Tensor:
+    """1 where a pixel differs from the top-left pixel's colour (the background), else 0: (B, 1, H, W)."""
+    background = pixels[:, :, :1, :1]
+    return ((pixels - background).abs().amax(dim=1, keepdim=True) > 0.1).float()
+
+
+def learning_rate(step: int, steps: int, base: float, warmup: int = 100) -> float:
+    """Linear warm-up, then cosine decay to a tenth of the base rate."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def run_loop(name: str, model: torch.nn.Module, loss_fn: Callable[[], torch.Tensor], steps: int, lr: float,
+             config: TinyConfig, ema: EMAModel | None = None) -> list[float]:
+    """Optimise ``loss_fn`` for ``steps`` steps with AdamW; checkpoints to ``workdir/name.pt`` and resumes from it."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    path = config.workdir / f"{name}.pt"
+    start, losses = 0, []
+    if path.exists():
+        state = torch.load(path, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        start, losses = state["step"], state["losses"]
+    for step in tqdm(range(start, steps), desc=f"training {name}", initial=start, total=steps, mininterval=5):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, steps, lr)
+        loss = loss_fn()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if ema is not None:
+            ema.step(model.parameters())
+        losses.append(loss.item())
+        if (step + 1) % config.checkpoint_every == 0 or step + 1 == steps:
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1,
+                     "losses": losses, "ema": ema.state_dict() if ema is not None else None}
+            torch.save(state, path)
+    return losses
+
+
+def vae_loss(vae: AutoencoderKL, pixels: torch.Tensor, config: TinyConfig) -> torch.Tensor:
+    """Reconstruction error, with the shape's pixels weighted up, plus a small KL term."""
+    posterior = vae.encode(pixels).latent_dist  # latents (B, 4, h, w)
+    reconstruction = vae.decode(posterior.sample()).sample  # (B, 3, H, W)
+    weight = 1 + config.vae_shape_weight * foreground_mask(pixels)
+    return (weight * (reconstruction - pixels) ** 2).mean() + config.vae_kl_weight * posterior.kl().mean()
+
+
+def train_vae(config: TinyConfig) -> list[float]:
+    """Train the VAE on rendered shapes and save it to ``workdir/vae``."""
+    torch.manual_seed(config.seed)
+    pictures, _ = shapes.make_dataset(config.dataset_size, seed=config.seed)
+    vae = make_vae(config)
+
+    def loss() -> torch.Tensor:
+        index = torch.randint(0, len(pictures), (config.vae_batch,))
+        return vae_loss(vae, to_pixels(pictures[index.numpy()]), config)
+
+    losses = run_loop("vae", vae, loss, config.vae_steps, config.vae_lr, config)
+    vae.save_pretrained(config.workdir / "vae")
+    return losses
+
+
+def contrastive_batch(size: int, rng: random.Random) -> tuple[np.ndarray, list[str]]:
+    """Pictures and captions in groups that share colours but differ in shape, so shape must be learned."""
+    scenes = []
+    while len(scenes) < size:
+        scene = shapes.random_scene(rng)
+        for shape in rng.sample(shapes.SHAPES, 4):
+            if (scene.color, shape, scene.background) not in shapes.HELD_OUT:
+                scenes.append(shapes.with_attribute(scene, "shape", shape))
+    scenes = scenes[:size]
+    pictures = np.stack([np.asarray(shapes.render(s, seed=rng.randrange(2**31))) for s in scenes])
+    return pictures, [shapes.caption(s, rng) for s in scenes]
+
+
+def clip_pixel_values(pixels: torch.Tensor) -> torch.Tensor:
+    """VAE-range pixels (B, 3, H, W) in [-1, 1] -> CLIP's normalised ``pixel_values``."""
+    return ((pixels + 1) / 2 - CLIP_MEAN) / CLIP_STD
+
+
+def train_clip(config: TinyConfig, tokenizer_dir: Path) -> list[float]:
+    """Train CLIP contrastively on (picture, caption) pairs and save it to ``workdir/clip``."""
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir)
+    clip = make_clip(config)
+
+    def loss() -> torch.Tensor:
+        pictures, captions = contrastive_batch(config.clip_batch, rng)
+        tokens = tokenizer(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt")
+        pixel_values = clip_pixel_values(to_pixels(pictures))
+        return clip(input_ids=tokens.input_ids, pixel_values=pixel_values, return_loss=True).loss
+
+    losses = run_loop("clip", clip, loss, config.clip_steps, config.clip_lr, config)
+    clip.save_pretrained(config.workdir / "clip")
+    return losses
+
+
+def diffusion_loss(unet: UNet2DConditionModel, noise_scheduler: DDPMScheduler, latents: torch.Tensor,
+                   text_embeddings: torch.Tensor) -> torch.Tensor:
+    """The latent diffusion loss: noise the latents at a random timestep, predict that noise, take the MSE."""
+    noise = torch.randn_like(latents)  # (B, 4, h, w)
+    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(latents),))
+    noisy_latents = noise_scheduler.add_noise(latents, noise, timesteps)
+    noise_pred = unet(noisy_latents, timesteps, encoder_hidden_states=text_embeddings).sample
+    return F.mse_loss(noise_pred, noise)
+
+
+@torch.no_grad()
+def encode_dataset(vae: AutoencoderKL, pictures: np.ndarray, batch: int = 256) -> torch.Tensor:
+    """The VAE's latent distribution of every picture, as mean and std stacked: (N, 2, 4, h, w)."""
+    parts = []
+    for start in range(0, len(pictures), batch):
+        dist = vae.encode(to_pixels(pictures[start : start + batch])).latent_dist
+        parts.append(torch.stack([dist.mean, dist.std], dim=1))
+    return torch.cat(parts)
+
+
+@torch.no_grad()
+def embed_captions(text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer, captions: list[str]) -> torch.Tensor:
+    """Captions -> the text encoder's ``last_hidden_state`` (B, 77, d), which the UNet attends to."""
+    tokens = tokenizer(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt")
+    return text_encoder(tokens.input_ids).last_hidden_state
+
+
+def train_unet(config: TinyConfig, vae: AutoencoderKL, text_encoder: CLIPTextModel,
+               tokenizer: CLIPTokenizer, unet: UNet2DConditionModel | None = None, steps: int | None = None,
+               name: str = "unet") -> tuple[UNet2DConditionModel, list[float]]:
+    """Train (or go on training) a UNet on scaled latents of rendered shapes; returns it with EMA weights applied."""
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    pictures, scenes = shapes.make_dataset(config.dataset_size, seed=config.seed + 1)
+    latent_dists = encode_dataset(vae, pictures)  # (N, 2, 4, h, w)
+    noise_scheduler = DDPMScheduler.from_config(SD15_SCHEDULER_CONFIG)
+    unet = unet or make_unet(config)
+    ema = EMAModel(unet.parameters(), decay=config.ema_decay)
+
+    def loss() -> torch.Tensor:
+        index = torch.randint(0, len(scenes), (config.unet_batch,))
+        mean, std = latent_dists[index].unbind(dim=1)
+        latents = (mean + std * torch.randn_like(std)) * vae.config.scaling_factor  # (B, 4, h, w)
+        captions = ["" if rng.random() < config.uncond_prob else shapes.caption(scenes[i], rng) for i in index]
+        return diffusion_loss(unet, noise_scheduler, latents, embed_captions(text_encoder, tokenizer, captions))
+
+    losses = run_loop(name, unet, loss, steps or config.unet_steps, config.unet_lr, config, ema=ema)
+    ema.copy_to(unet.parameters())
+    return unet, losses
+
+
+@torch.no_grad()
+def latent_scaling_factor(vae: AutoencoderKL, config: TinyConfig) -> float:
+    """1 / std of latents over held-out pictures, so scaled latents have unit variance (SD's is 0.18215)."""
+    pictures, _ = shapes.make_dataset(1024, seed=config.seed + 2, split="heldout")
+    return 1.0 / vae.encode(to_pixels(pictures)).latent_dist.sample().std().item()
+
+
+def _train_in_subprocess(part: str, config: TinyConfig, tokenizer_dir: Path) -> list[float]:
+    """One thread for each of the two small models trained side by side: it beats two threads for each in turn."""
+    torch.set_num_threads(1)
+    return train_vae(config) if part == "vae" else train_clip(config, tokenizer_dir)
+
+
+def train_vae_and_clip(config: TinyConfig, tokenizer_dir: Path) -> dict[str, list[float]]:
+    """Train the VAE and CLIP at the same time in two processes; returns each one's losses."""
+    with ProcessPoolExecutor(max_workers=2, mp_context=get_context("spawn")) as pool:
+        futures = {part: pool.submit(_train_in_subprocess, part, config, tokenizer_dir) for part in ("vae", "clip")}
+        return {part: future.result() for part, future in futures.items()}
