@@ -39,11 +39,12 @@ from .models import (
     load_component,
     load_pipeline,
     resolve_model,
+    sd15_config,
 )
 
 __all__ = [
     "Measurement", "ModelChoice", "REAL_CLIP_ID", "REAL_MODEL_ID", "TINY_MODEL_DIR", "decode_latents",
     "encode_image", "image_grid", "load_clip", "load_component", "load_pipeline", "load_sample_image", "measure",
-    "numpy_to_pil", "pick_device", "pick_dtype", "preprocess", "resolve_model", "show_images", "to_pil",
+    "numpy_to_pil", "pick_device", "pick_dtype", "preprocess", "resolve_model", "sd15_config", "show_images", "to_pil",
     "vae_scale_factor",
 ]

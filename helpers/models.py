@@ -7,6 +7,7 @@ CPU, offline. ``SD_BOOK_MODEL`` (a hub id or a local folder) overrides the choic
 
 from __future__ import annotations
 
+import json
 import os
 import urllib.request
 from dataclasses import dataclass
@@ -129,3 +130,17 @@ def load_clip(choice: ModelChoice | None = None) -> tuple[CLIPModel, CLIPProcess
     processor = CLIPProcessor(image_processor=CLIPImageProcessor.from_pretrained(folder / "clip"),
                               tokenizer=CLIPTokenizer.from_pretrained(folder / "tokenizer"))
     return model.to(choice.device, choice.dtype).eval(), processor
+
+
+SD15_CONFIG_DIR = Path(__file__).resolve().parent / "sd15_configs"
+
+
+def sd15_config(part: str, **overrides: Any) -> dict[str, Any]:
+    """SD v1.5's own config of ``"unet"``, ``"vae"`` or ``"text_encoder"``, shipped so it needs no network.
+
+    ``overrides`` change single entries, e.g. ``layers_per_block=1`` for a cheaper model of the same shapes.
+    """
+    path = SD15_CONFIG_DIR / f"{part}.json"
+    if not path.exists():
+        raise ValueError(f"unknown part {part!r}: expected one of unet, vae, text_encoder")
+    return {**json.loads(path.read_text()), **overrides}
