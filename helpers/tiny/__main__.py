@@ -13,7 +13,7 @@ from diffusers import AutoencoderKL
 from transformers import CLIPModel, CLIPTokenizer
 
 from .config import TinyConfig
-from .export import check_loads_as_float32, folder_size_mb, save_pipeline
+from .export import check_loads_correctly, folder_size_mb, save_pipeline
 from .tokenizer import build_tokenizer
 from .train import latent_scaling_factor, train_unet, train_vae_and_clip
 
@@ -29,8 +29,8 @@ def train(config: TinyConfig) -> dict[str, list[float]]:
     vae.register_to_config(scaling_factor=latent_scaling_factor(vae, config))
     clip = CLIPModel.from_pretrained(config.workdir / "clip")
     unet, losses["unet"] = train_unet(config, vae, clip.text_model, tokenizer)
-    save_pipeline(vae, clip, unet, tokenizer, config.out_dir, config.image_size)
-    check_loads_as_float32(config.out_dir)
+    save_pipeline(vae, clip, unet, tokenizer_dir, config.out_dir, config.image_size)
+    check_loads_correctly(config.out_dir)
     minutes = (time.time() - start) / 60
     print(f"wrote {config.out_dir} ({folder_size_mb(config.out_dir):.1f} MB) in {minutes:.1f} min, "
           f"scaling_factor {vae.config.scaling_factor:.4f}")
@@ -48,7 +48,6 @@ def main() -> None:
     evaluate_parser.add_argument("--model", type=Path, help="pipeline folder (default: the shipped one)")
     evaluate_parser.add_argument("--prompts", type=int, default=64, help="number of generation prompts")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     if args.command == "train":
         config = TinyConfig().quick() if args.quick else TinyConfig()
         if args.quick and not args.out:

@@ -54,7 +54,7 @@ class TinyConfig:
     clip_lr: float = 1e-3
     # UNet: SD's block types on an 8x8 latent, three levels (8x8, 4x4, 2x2).
     unet_channels: tuple[int, ...] = (64, 128, 128)
-    unet_steps: int = 4000
+    unet_steps: int = 3200
     unet_batch: int = 48
     unet_lr: float = 5e-4
     uncond_prob: float = 0.1  # empty captions, so classifier-free guidance has an unconditional model

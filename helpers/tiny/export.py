@@ -30,13 +30,23 @@ def save_clip_without_text_tower(clip: CLIPModel, folder: Path, image_size: int)
     CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size=image_size).save_pretrained(folder)
 
 
-def save_pipeline(vae: AutoencoderKL, clip: CLIPModel, unet: UNet2DConditionModel, tokenizer: CLIPTokenizer,
+def save_tokenizer(tokenizer_dir: Path, folder: Path) -> None:
+    """SD v1.5's tokenizer files: ``vocab.json`` and ``merges.txt`` (from which transformers rebuilds the rest)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copyfile(tokenizer_dir / name, folder / name)
+    config = json.loads((tokenizer_dir / "tokenizer_config.json").read_text())
+    config = {k: v for k, v in config.items() if k not in ("is_local", "local_files_only", "backend")}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+
+
+def save_pipeline(vae: AutoencoderKL, clip: CLIPModel, unet: UNet2DConditionModel, tokenizer_dir: Path,
                   out_dir: Path, image_size: int) -> None:
     """Save every part where ``StableDiffusionPipeline.from_pretrained(out_dir)`` looks for it, plus ``clip/``."""
     for part in ("vae", "text_encoder", "tokenizer", "unet", "scheduler", "clip"):
         shutil.rmtree(out_dir / part, ignore_errors=True)
     pipe = StableDiffusionPipeline(
-        vae=vae, text_encoder=clip.text_model, tokenizer=tokenizer, unet=unet,
+        vae=vae, text_encoder=clip.text_model, tokenizer=CLIPTokenizer.from_pretrained(tokenizer_dir), unet=unet,
         scheduler=PNDMScheduler.from_config({k: v for k, v in SD15_SCHEDULER_CONFIG.items() if k != "clip_sample"}),
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
@@ -44,7 +54,9 @@ def save_pipeline(vae: AutoencoderKL, clip: CLIPModel, unet: UNet2DConditionMode
     # As in SD v1.5's own file: a DDIMScheduler built from this config must not clip latents to [-1, 1].
     scheduler_file = out_dir / "scheduler" / "scheduler_config.json"
     scheduler_file.write_text(json.dumps({**json.loads(scheduler_file.read_text()), "clip_sample": False}, indent=2))
-    (out_dir / "tokenizer" / "tokenizer.json").unlink(missing_ok=True)  # rebuilt from vocab.json and merges.txt
+    # transformers 5 saves only tokenizer.json (3.6 MB); SD ships vocab.json and merges.txt (1.5 MB) instead.
+    shutil.rmtree(out_dir / "tokenizer")
+    save_tokenizer(tokenizer_dir, out_dir / "tokenizer")
     save_clip_without_text_tower(clip, out_dir / "clip", image_size)
     halve_safetensors(out_dir)
 
@@ -55,9 +67,11 @@ def folder_size_mb(folder: Path) -> float:
 
 
 @torch.no_grad()
-def check_loads_as_float32(out_dir: Path) -> None:
-    """Fail loudly if the shipped folder would load in half precision on a CPU."""
+def check_loads_correctly(out_dir: Path) -> None:
+    """Fail loudly if the shipped folder would load in half precision on a CPU, or without its vocabulary."""
     pipe = StableDiffusionPipeline.from_pretrained(out_dir)
+    if pipe.tokenizer("a photo").input_ids != [49406, 320, 1125, 49407]:
+        raise RuntimeError(f"{out_dir}/tokenizer does not give CLIP's ids")
     dtypes = {name: next(getattr(pipe, name).parameters()).dtype for name in ("vae", "text_encoder", "unet")}
     if set(dtypes.values()) != {torch.float32}:
         raise RuntimeError(f"{out_dir} loads as {dtypes}, expected float32 everywhere")
