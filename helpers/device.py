@@ -26,7 +26,11 @@ def pick_dtype(device: str | torch.device) -> torch.dtype:
     Half precision on a CPU fails or crawls: many CPU kernels (the VAE's group norm and convolutions among them) have no
     float16 version and raise ``"... not implemented for 'Half'"``, and those that exist are slower than float32.
     """
-    return torch.float16 if torch.device(device).type == "cuda" else torch.float32
+    try:
+        device_type = torch.device(device).type
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"expected a device such as 'cuda', 'mps' or 'cpu', got {device!r}") from error
+    return torch.float16 if device_type == "cuda" else torch.float32
 
 
 @dataclass(frozen=True)
@@ -45,14 +49,24 @@ def measure(fn: Callable[[], Any], device: str | torch.device = "cpu") -> Measur
     On CUDA the peak is ``torch.cuda.max_memory_allocated``; on a CPU, torch's allocations are invisible to
     ``tracemalloc``, so a thread samples the process's resident memory (RSS) every millisecond instead.
     """
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        start, before = time.perf_counter(), torch.cuda.memory_allocated()
-        result = fn()
-        torch.cuda.synchronize()
-        peak = torch.cuda.max_memory_allocated() - before
-        return Measurement(time.perf_counter() - start, peak / 2**20, "cuda allocated", result)
+    if not callable(fn):
+        raise TypeError(f"expected a function to call with no arguments, e.g. lambda: pipe(prompt), got {fn!r}")
+    return _measure_cuda(fn) if torch.device(device).type == "cuda" else _measure_rss(fn)
+
+
+def _measure_cuda(fn: Callable[[], Any]) -> Measurement:
+    """Time ``fn()`` with the GPU synchronised, and the peak of memory it allocated on the GPU."""
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    start, before = time.perf_counter(), torch.cuda.memory_allocated()
+    result = fn()
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated() - before
+    return Measurement(time.perf_counter() - start, peak / 2**20, "cuda allocated", result)
+
+
+def _measure_rss(fn: Callable[[], Any]) -> Measurement:
+    """Time ``fn()``, while a thread samples the process's resident memory for its peak."""
     process, peak, done = psutil.Process(), [0], threading.Event()
     baseline = process.memory_info().rss
 
@@ -64,8 +78,10 @@ def measure(fn: Callable[[], Any], device: str | torch.device = "cpu") -> Measur
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     start = time.perf_counter()
-    result = fn()
-    seconds = time.perf_counter() - start
-    done.set()
-    sampler.join()
+    try:
+        result = fn()
+    finally:  # stop the sampler even when fn fails
+        seconds = time.perf_counter() - start
+        done.set()
+        sampler.join()
     return Measurement(seconds, max(0, peak[0] - baseline) / 2**20, "process RSS", result)

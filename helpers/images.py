@@ -20,7 +20,11 @@ SAMPLE_PHOTO = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.
 
 def vae_scale_factor(vae: torch.nn.Module) -> int:
     """How many pixels one latent pixel covers per side: ``2 ** (len(block_out_channels) - 1)`` (8 for SD)."""
-    return 2 ** (len(vae.config.block_out_channels) - 1)
+    block_out_channels = getattr(getattr(vae, "config", None), "block_out_channels", None)
+    if block_out_channels is None:
+        raise TypeError(f"expected a VAE (such as AutoencoderKL) whose config has block_out_channels, "
+                        f"got {type(vae).__name__}")
+    return 2 ** (len(block_out_channels) - 1)
 
 
 def to_pil(image: ImageLike) -> Image.Image:
@@ -44,6 +48,8 @@ def preprocess(image: ImageLike, vae_or_factor: torch.nn.Module | int) -> torch.
     ``vae_or_factor`` is the VAE (its factor is derived from its config) or the factor itself.
     """
     factor = vae_or_factor if isinstance(vae_or_factor, int) else vae_scale_factor(vae_or_factor)
+    if factor < 1:
+        raise ValueError(f"the scale factor must be a positive integer, got {factor}")
     picture = to_pil(image)
     width, height = (side - side % factor for side in picture.size)
     if width == 0 or height == 0:
@@ -81,6 +87,9 @@ def grid_shape(n: int, rows: int | None = None, cols: int | None = None) -> tupl
 def image_grid(images: Sequence[Image.Image], rows: int | None = None, cols: int | None = None) -> Image.Image:
     """Paste same-sized PIL images into one picture, row by row."""
     rows, cols = grid_shape(len(images), rows, cols)
+    wrong = [type(image).__name__ for image in images if not isinstance(image, Image.Image)]
+    if wrong:
+        raise TypeError(f"expected PIL images, got {', '.join(sorted(set(wrong)))} (numpy_to_pil converts arrays)")
     sizes = {image.size for image in images}
     if len(sizes) != 1:
         raise ValueError(f"all images must have the same size, got {sorted(sizes)}")
@@ -115,10 +124,16 @@ def load_sample_image(name: str, size: int | None = None) -> Image.Image:
 
     ``size`` resizes the photo's short side (then crops square); shapes pictures are drawn at ``size`` (default 64).
     """
+    if not isinstance(name, str):
+        raise TypeError(f"expected 'photo' or a shapes caption, got {type(name).__name__}")
     if name == "photo":
         photo = Image.open(SAMPLE_PHOTO).convert("RGB")
         if size is None:
             return photo
         side = min(photo.size)
         return photo.crop((0, 0, side, side)).resize((size, size), Image.Resampling.LANCZOS)
-    return shapes.render(name, size=size or shapes.IMAGE_SIZE)
+    try:
+        scene = shapes.parse_caption(name)
+    except ValueError as error:
+        raise ValueError(f"expected 'photo' or a shapes caption; {error}") from None
+    return shapes.render(scene, size=size or shapes.IMAGE_SIZE)

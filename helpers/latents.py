@@ -6,7 +6,7 @@ import torch
 from diffusers import AutoencoderKL
 from PIL import Image
 
-from .images import ImageLike, numpy_to_pil, preprocess
+from .images import ImageLike, numpy_to_pil, preprocess, vae_scale_factor
 
 
 @torch.no_grad()
@@ -19,6 +19,10 @@ def encode_image(vae: AutoencoderKL, image: ImageLike | torch.Tensor, generator:
     pixels = image if isinstance(image, torch.Tensor) else preprocess(image, vae)
     if pixels.ndim != 4 or pixels.shape[1] != 3:
         raise ValueError(f"expected pixels shaped (B, 3, H, W), got {tuple(pixels.shape)}")
+    factor = vae_scale_factor(vae)
+    if pixels.shape[2] % factor or pixels.shape[3] % factor:
+        raise ValueError(f"height and width must be multiples of the VAE's scale factor {factor}, got "
+                         f"{pixels.shape[2]}x{pixels.shape[3]}: preprocess() crops a picture to fit")
     distribution = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist
     latents = distribution.sample(generator) if sample else distribution.mode()
     return latents * vae.config.scaling_factor
@@ -27,6 +31,8 @@ def encode_image(vae: AutoencoderKL, image: ImageLike | torch.Tensor, generator:
 @torch.no_grad()
 def decode_latents(vae: AutoencoderKL, latents: torch.Tensor) -> list[Image.Image]:
     """Scaled latents (B, 4, h, w) -> a list of PIL images (divides by the scaling factor, then decodes)."""
+    if not isinstance(latents, torch.Tensor):
+        raise TypeError(f"expected a latents tensor, got {type(latents).__name__}")
     if latents.ndim != 4 or latents.shape[1] != vae.config.latent_channels:
         raise ValueError(f"expected latents shaped (B, {vae.config.latent_channels}, h, w), got {tuple(latents.shape)}")
     pixels = vae.decode(latents.to(vae.device, vae.dtype) / vae.config.scaling_factor).sample  # (B, 3, H, W)

@@ -104,6 +104,9 @@ def load_pipeline(pipeline_class: type[DiffusionPipeline] = StableDiffusionPipel
 def load_component(component_class: type, subfolder: str, choice: ModelChoice | None = None) -> Any:
     """One part of the pipeline (``subfolder="vae"``, ``"unet"``, ``"text_encoder"``, ``"tokenizer"``, ...)."""
     choice = choice or resolve_model()
+    if choice.is_local and not (Path(choice.model) / subfolder).is_dir():
+        parts = sorted(path.name for path in Path(choice.model).iterdir() if path.is_dir())
+        raise ValueError(f"{choice.name} has no part {subfolder!r}: expected one of {', '.join(parts)}")
     kwargs: dict[str, Any] = {"subfolder": subfolder, "local_files_only": choice.is_local}
     if not hasattr(component_class, "to"):  # tokenizers and schedulers have no weights
         return component_class.from_pretrained(choice.model, **kwargs)

@@ -6,6 +6,7 @@ them from here. Names mirror diffusers' own (``prompt_embeds``, ``latent_model_i
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Sequence
 
 import torch
@@ -50,7 +51,8 @@ def make_latents(batch_size: int, num_channels: int, height: int, width: int, sc
     """Starting noise (B, C, h, w), drawn as diffusers' ``randn_tensor`` draws it, times ``init_noise_sigma``.
 
     The noise is drawn on the generator's device (so a CPU generator gives the same picture on any GPU); a list of
-    generators draws one sample each, so each picture of a batch is reproducible on its own.
+    generators draws one sample each, so each picture of a batch is reproducible on its own. Call
+    ``scheduler.set_timesteps`` first, as the library does: sigma-based schedulers scale by the largest sigma visited.
     """
     shape = (batch_size, num_channels, height, width)
     if isinstance(generator, list):
@@ -78,7 +80,8 @@ def denoise(unet: torch.nn.Module, scheduler: SchedulerMixin, latents: torch.Ten
         scheduler.set_begin_index(start_step * scheduler.order)
     guided = guidance_scale > 1
     embeds = torch.cat([negative_prompt_embeds, prompt_embeds]) if guided else prompt_embeds  # (2B, 77, d)
-    step_kwargs = {"generator": generator} if "generator" in scheduler.step.__code__.co_varnames else {}
+    # Stochastic schedulers (DDPM, Euler ancestral) draw fresh noise at each step, from the same generator.
+    step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
     for i, t in enumerate(tqdm(timesteps, desc="denoising", disable=not progress)):
         latent_model_input = torch.cat([latents] * 2) if guided else latents
         latent_model_input = scheduler.scale_model_input(latent_model_input, t)
@@ -96,16 +99,23 @@ def denoise(unet: torch.nn.Module, scheduler: SchedulerMixin, latents: torch.Ten
 def generate(pipe: StableDiffusionPipeline, prompt: str | Sequence[str], negative_prompt: str | None = None,
              num_inference_steps: int = 25, guidance_scale: float = 7.5, generator: torch.Generator | None = None,
              num_images_per_prompt: int = 1, height: int | None = None, width: int | None = None,
+             scheduler: SchedulerMixin | None = None, callback: StepCallback | None = None,
              progress: bool = True) -> list[Image.Image]:
-    """Text to pictures with the four verbs and the parts of ``pipe`` (its tokenizer, text encoder, UNet, VAE, scheduler)."""
+    """Text to pictures with the four verbs and the parts of ``pipe`` (tokenizer, text encoder, UNet, VAE, scheduler).
+
+    ``scheduler`` replaces ``pipe.scheduler`` for this call only; ``callback`` is passed on to ``denoise``.
+    """
+    scheduler = pipe.scheduler if scheduler is None else scheduler
     factor = vae_scale_factor(pipe.vae)
     height, width = height or pipe.unet.config.sample_size * factor, width or pipe.unet.config.sample_size * factor
     if height % factor or width % factor:
         raise ValueError(f"height and width must be multiples of the VAE's scale factor {factor}, got {height}x{width}")
     prompt_embeds, negative_prompt_embeds = encode_prompt(pipe.tokenizer, pipe.text_encoder, prompt, negative_prompt,
                                                           num_images_per_prompt)
+    # Timesteps first: for sigma-based schedulers (LMS, Euler) init_noise_sigma is the largest sigma *visited*.
+    scheduler.set_timesteps(num_inference_steps, device=pipe.unet.device)
     latents = make_latents(len(prompt_embeds), pipe.unet.config.in_channels, height // factor, width // factor,
-                           pipe.scheduler, generator, pipe.unet.device, prompt_embeds.dtype)
-    latents = denoise(pipe.unet, pipe.scheduler, latents, prompt_embeds, negative_prompt_embeds, num_inference_steps,
-                      guidance_scale, generator, progress=progress)
+                           scheduler, generator, pipe.unet.device, prompt_embeds.dtype)
+    latents = denoise(pipe.unet, scheduler, latents, prompt_embeds, negative_prompt_embeds, num_inference_steps,
+                      guidance_scale, generator, callback=callback, progress=progress)
     return decode_latents(pipe.vae, latents)

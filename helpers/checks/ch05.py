@@ -1,0 +1,69 @@
+"""Checks for Chapter 5 (schedulers). Expectations come from diffusers' schedulers built from the config passed in."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from diffusers import DDPMScheduler, EulerDiscreteScheduler
+
+from . import expect, run_check
+
+
+def _expect_close(answer: Any, expected: torch.Tensor, what: str) -> None:
+    """``answer`` is a tensor of ``expected``'s shape and values (float32 tolerance)."""
+    expect(isinstance(answer, torch.Tensor), f"{what}: expected a torch tensor, got {type(answer).__name__}")
+    expect(tuple(answer.shape) == tuple(expected.shape),
+           f"{what}: expected shape {tuple(expected.shape)}, got {tuple(answer.shape)}")
+    worst = (answer.double().cpu() - expected.double()).abs().max().item()
+    expect(torch.allclose(answer.double().cpu(), expected.double(), rtol=1e-4, atol=1e-6),
+           f"{what}: values differ from the scheduler's by up to {worst:.3g}")
+
+
+def check_linear_schedule(linear_alphas_cumprod: Any) -> bool:
+    """DDPM's linear schedule (0.0001 to 0.02 over 1000 steps): the cumulative product of 1 - beta."""
+    def test(answer: Any) -> None:
+        expected = DDPMScheduler(beta_schedule="linear", beta_start=0.0001, beta_end=0.02).alphas_cumprod
+        _expect_close(answer, expected, "linear_alphas_cumprod")
+
+    return run_check("ex-05-linear-schedule", linear_alphas_cumprod, test)
+
+
+def check_crossover(crossover_t: Any, scheduler_config: Mapping[str, Any]) -> bool:
+    """The first timestep whose noise level sqrt(1 - ᾱ) exceeds its signal level sqrt(ᾱ)."""
+    def test(answer: Any) -> None:
+        alphas_cumprod = DDPMScheduler.from_config(scheduler_config).alphas_cumprod
+        expected = int(torch.nonzero((1 - alphas_cumprod).sqrt() > alphas_cumprod.sqrt())[0])
+        expect(isinstance(answer, int) or (isinstance(answer, torch.Tensor) and answer.numel() == 1),
+               f"crossover_t: expected one integer timestep, got {type(answer).__name__}")
+        expect(int(answer) == expected, f"crossover_t: {int(answer)} is not the first timestep where noise exceeds "
+                                        "signal (check the comparison and that you take the first one)")
+
+    return run_check("ex-05-crossover", crossover_t, test)
+
+
+def check_sigmas(sigmas: Any, scheduler_config: Mapping[str, Any], num_inference_steps: int = 10) -> bool:
+    """The Euler scheduler's sigmas for ``num_inference_steps`` steps, without the final 0."""
+    def test(answer: Any) -> None:
+        euler = EulerDiscreteScheduler.from_config(scheduler_config)
+        euler.set_timesteps(num_inference_steps)
+        _expect_close(answer, euler.sigmas[:-1], "sigmas")
+
+    return run_check("ex-05-sigmas", sigmas, test)
+
+
+def check_predict_epsilon(predict_epsilon: Any) -> bool:
+    """A function recovering the noise from x_t and x̂_0, for float and tensor ``alpha_prod_t``."""
+    def test(answer: Any) -> None:
+        expect(callable(answer), f"predict_epsilon: expected a function, got {type(answer).__name__}")
+        generator = torch.Generator().manual_seed(5)
+        clean, noise = torch.randn(2, 2, 4, 8, 8, generator=generator)
+        for alpha_prod_t in (0.9, torch.tensor(0.3), 0.02):
+            sample = alpha_prod_t**0.5 * clean + (1 - alpha_prod_t) ** 0.5 * noise
+            result = answer(sample, clean, alpha_prod_t)
+            _expect_close(result, noise, f"predict_epsilon(x_t, x0, alpha_prod_t={float(alpha_prod_t)})")
+
+    return run_check("ex-05-predict-epsilon", predict_epsilon, test)
+
+
+__all__ = ["check_crossover", "check_linear_schedule", "check_predict_epsilon", "check_sigmas"]

@@ -1,0 +1,110 @@
+"""How big Stable Diffusion's parts and activations are, computed from configs rather than measured on a GPU.
+
+Chapter 8 measures time and memory on the reader's own device, then uses these sizes to say which batch sizes of the
+real 512x512 model fit on a 16 GB GPU. The real model is built on PyTorch's ``meta`` device: every parameter has
+its shape and dtype but no storage, so the 860M-parameter UNet costs no memory and no download.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import platform
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel
+
+from .models import sd15_config
+
+GIB = 2**30
+MIB = 2**20
+
+
+def device_name(device: str | torch.device) -> str:
+    """What a benchmark ran on: the GPU's name, or the CPU's model and the threads PyTorch uses."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return f"Apple GPU (mps) on {platform.machine()}"
+    cpuinfo, model = Path("/proc/cpuinfo"), platform.processor() or platform.machine()
+    if cpuinfo.exists():
+        model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                      if line.startswith("model name")), model)
+    return f"{model} CPU, {torch.get_num_threads()} threads"
+
+
+def sd15_on_meta(part: str) -> torch.nn.Module:
+    """SD v1.5's ``"unet"``, ``"vae"`` or ``"text_encoder"`` built from its shipped config on the meta device."""
+    config = sd15_config(part)
+    with torch.device("meta"):
+        if part == "text_encoder":
+            return CLIPTextModel(CLIPTextConfig(**config))
+        return {"unet": UNet2DConditionModel, "vae": AutoencoderKL}[part].from_config(config)
+
+
+def weights_bytes(module: torch.nn.Module, dtype: torch.dtype | None = None) -> int:
+    """Bytes the module's parameters take as they are, or when stored as ``dtype``."""
+    if dtype is None:
+        return sum(p.numel() * p.element_size() for p in module.parameters())
+    return sum(p.numel() for p in module.parameters()) * torch.finfo(dtype).bits // 8
+
+
+def attention_heads(unet_config: Mapping[str, Any]) -> int:
+    """Heads of the UNet's first attention level.
+
+    SD v1's config calls the number of heads ``attention_head_dim`` (8), a naming slip diffusers keeps for
+    compatibility: it reads ``num_attention_heads`` first and falls back to ``attention_head_dim``.
+    """
+    heads = unet_config.get("num_attention_heads") or unet_config["attention_head_dim"]
+    return heads[0] if isinstance(heads, (list, tuple)) else heads
+
+
+def attention_scores_bytes(unet_config: Mapping[str, Any], latent_size: int, batch: int,
+                           dtype: torch.dtype = torch.float16) -> int:
+    """Bytes of the first level's self-attention scores, (batch * heads, N, N) with N = latent_size**2 tokens.
+
+    ``batch`` counts the UNet's batch: two rows per picture under classic classifier-free guidance.
+    """
+    tokens = latent_size**2  # 4096 for SD's 64x64 latents
+    return batch * attention_heads(unet_config) * tokens**2 * torch.finfo(dtype).bits // 8
+
+
+def vae_decoder_largest_bytes(vae_config: Mapping[str, Any], latent_size: int, batch: int,
+                              dtype: torch.dtype = torch.float16) -> int:
+    """Bytes of the largest feature map in the VAE's decoder: each up block doubles the side, keeps its channels."""
+    channels = list(reversed(vae_config["block_out_channels"]))  # SD: 512, 512, 256, 128
+    elements = 0
+    for level, width in enumerate(channels):
+        side = latent_size * 2 ** min(level + 1, len(channels) - 1)  # after the block's upsampler (the last has none)
+        elements = max(elements, width * side**2)
+    return batch * elements * torch.finfo(dtype).bits // 8
+
+
+def feed_forward_bytes(unet_config: Mapping[str, Any], latent_size: int, batch: int,
+                       dtype: torch.dtype = torch.float16) -> int:
+    """Bytes of the first level's feed-forward hidden layer: GEGLU widens each token to 8x the channels (2 x 4x)."""
+    return batch * latent_size**2 * 8 * unet_config["block_out_channels"][0] * torch.finfo(dtype).bits // 8
+
+
+def release_freed_memory(device: str | torch.device) -> None:
+    """Hand memory that torch has freed back to the system, so that each measured peak starts from the same place.
+
+    On CUDA that is the caching allocator's blocks; on Linux, the C library's free lists (``malloc_trim``).
+    """
+    gc.collect()
+    if torch.device(device).type == "cuda":
+        torch.cuda.empty_cache()
+    elif sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def held_mb(device: str | torch.device, *modules: torch.nn.Module) -> float:
+    """Memory held before a call: torch's allocations on a GPU; on a CPU, the weights of ``modules``."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.memory_allocated(device) / MIB
+    return sum(weights_bytes(module) for module in modules) / MIB

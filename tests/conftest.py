@@ -1,0 +1,62 @@
+"""Fixtures shared by the tests: small random-weight models of Stable Diffusion's shape, the shipped tiny-shapes-sd,
+and a guard that fails any test reaching for the network."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import matplotlib
+import pytest
+import torch
+
+import helpers  # before diffusers, as the chapters do: it quiets a torchvision warning of transformers
+from diffusers import AutoencoderKL, StableDiffusionPipeline
+from helpers import TINY_MODEL_DIR, ModelChoice, load_pipeline, sd15_config
+
+matplotlib.use("Agg")
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any connection beyond this machine fails the test: the course must run offline (loopback stays open)."""
+    connect = socket.socket.connect
+
+    def guarded_connect(sock: socket.socket, address: object) -> None:
+        host = address[0] if isinstance(address, tuple) else address
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and host not in LOOPBACK:
+            raise OSError(f"tests run offline, but something tried to connect to {address}")
+        return connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+
+
+@pytest.fixture(scope="session")
+def sd_vae() -> AutoencoderKL:
+    """SD v1.5's VAE layout (4 blocks, so a scale factor of 8; 4 latent channels; scaling_factor 0.18215) with
+    narrower blocks and random weights."""
+    torch.manual_seed(0)
+    config = sd15_config("vae", block_out_channels=[16, 16, 32, 32], layers_per_block=1, norm_num_groups=8)
+    return AutoencoderKL.from_config(config).eval()
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    """The shipped tiny-shapes-sd pipeline folder."""
+    assert (TINY_MODEL_DIR / "model_index.json").exists(), (
+        f"tiny-shapes-sd is missing from {TINY_MODEL_DIR}: train it with `python -m helpers.tiny train`"
+    )
+    return TINY_MODEL_DIR
+
+
+@pytest.fixture(scope="session")
+def tiny_choice(model_dir: Path) -> ModelChoice:
+    return ModelChoice(str(model_dir), "cpu", torch.float32, "the tests' choice")
+
+
+@pytest.fixture(scope="session")
+def tiny_pipe(tiny_choice: ModelChoice) -> StableDiffusionPipeline:
+    pipe = load_pipeline(choice=tiny_choice)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

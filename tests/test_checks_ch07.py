@@ -1,0 +1,66 @@
+"""Chapter 7's checks pass the reference solutions, fail plausible wrong answers and say NOT DONE on ``...``."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from diffusers import PNDMScheduler
+
+from helpers.checks import ExerciseFailed
+from helpers.checks.ch07 import check_drop_captions, check_first_step, check_signal_left
+from helpers.img2img import start_step
+from helpers.tiny.config import SD15_SCHEDULER_CONFIG
+
+
+@pytest.fixture
+def scheduler() -> PNDMScheduler:
+    return PNDMScheduler.from_config(SD15_SCHEDULER_CONFIG)
+
+
+def test_not_done_prints(capsys: pytest.CaptureFixture[str], scheduler: PNDMScheduler) -> None:
+    assert not check_first_step(...)
+    assert not check_signal_left(..., scheduler)
+    assert not check_drop_captions(...)
+    assert capsys.readouterr().out.count("NOT DONE") == 3
+
+
+def test_first_step() -> None:
+    def first_step(num_inference_steps: int, strength: float) -> int:
+        return num_inference_steps - min(int(num_inference_steps * strength), num_inference_steps)
+
+    assert check_first_step(first_step)
+    with pytest.raises(ExerciseFailed, match="rounded down"):
+        check_first_step(lambda steps, strength: round(steps * (1 - strength)))  # rounds instead of flooring
+    with pytest.raises(ExerciseFailed, match="rounded down"):
+        check_first_step(lambda steps, strength: int(steps * (1 - strength)))  # floors the skipped steps
+    with pytest.raises(ExerciseFailed, match="function"):
+        check_first_step(10)
+
+
+def test_signal_left(scheduler: PNDMScheduler) -> None:
+    scheduler.set_timesteps(40)
+    t = scheduler.timesteps[start_step(40, 0.35) * scheduler.order]
+    alpha_prod_t = scheduler.alphas_cumprod[t].item()
+    scheduler.set_timesteps(7)  # the check must not depend on the scheduler's state
+    assert check_signal_left(alpha_prod_t**0.5, scheduler)
+    with pytest.raises(ExerciseFailed, match="square root"):
+        check_signal_left(alpha_prod_t, scheduler)
+    with pytest.raises(ExerciseFailed, match="expected"):  # timestep strength * 1000, not the scheduler's
+        check_signal_left(scheduler.alphas_cumprod[350].sqrt().item(), scheduler)
+    with pytest.raises(ExerciseFailed, match="number"):
+        check_signal_left(scheduler.alphas_cumprod[t].sqrt(), scheduler)  # a tensor, not a float
+    assert len(scheduler.timesteps) == 8, "the check changed the scheduler it was given"
+
+
+def test_drop_captions() -> None:
+    def drop_captions(captions: list[str], p: float, rng: random.Random) -> list[str]:
+        return ["" if rng.random() < p else caption for caption in captions]
+
+    assert check_drop_captions(drop_captions)
+    with pytest.raises(ExerciseFailed, match="quarter"):  # keeps with probability p instead of dropping
+        check_drop_captions(lambda captions, p, rng: ["" if rng.random() >= p else c for c in captions])
+    with pytest.raises(ExerciseFailed, match="in its place"):  # shuffles the captions
+        check_drop_captions(lambda captions, p, rng: rng.sample(captions, len(captions)))
+    with pytest.raises(ExerciseFailed, match="list"):
+        check_drop_captions(lambda captions, p, rng: None)

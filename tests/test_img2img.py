@@ -1,0 +1,102 @@
+"""Image to image from the pipeline's verbs gives ``StableDiffusionImg2ImgPipeline``'s pictures, step for step."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from diffusers import (DPMSolverMultistepScheduler, PNDMScheduler, StableDiffusionImg2ImgPipeline,
+                       StableDiffusionPipeline)
+
+from helpers import load_sample_image
+from helpers.bench import max_pixel_diff
+from helpers.img2img import img2img, noise_to_strength, start_step
+from helpers.tiny.config import SD15_SCHEDULER_CONFIG
+
+PROMPT = "a red star on a blue background"
+STEPS = 10
+
+
+@pytest.mark.parametrize("scheduler_class", [PNDMScheduler, DPMSolverMultistepScheduler])
+def test_start_step_is_get_timesteps(scheduler_class: type) -> None:
+    scheduler = scheduler_class.from_config(SD15_SCHEDULER_CONFIG)
+    for steps in (10, 25, 50):
+        for strength in (0.0, 0.1, 0.33, 0.5, 0.62, 0.75, 1.0):
+            scheduler.set_timesteps(steps)
+            timesteps, runs = StableDiffusionImg2ImgPipeline.get_timesteps(
+                SimpleNamespace(scheduler=scheduler), steps, strength, "cpu")
+            assert start_step(steps, strength) == steps - runs
+            assert torch.equal(timesteps, scheduler.timesteps[start_step(steps, strength) * scheduler.order:])
+
+
+@pytest.mark.parametrize("strength", [-0.1, 1.5])
+def test_start_step_rejects_strength_outside_0_1(strength: float) -> None:
+    with pytest.raises(ValueError, match="strength"):
+        start_step(25, strength)
+
+
+def test_noise_to_strength_is_the_forward_process() -> None:
+    scheduler = PNDMScheduler.from_config(SD15_SCHEDULER_CONFIG)
+    latents = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    noisy, first = noise_to_strength(scheduler, latents, 25, 0.6, torch.Generator().manual_seed(2))
+    assert first == 10
+    alpha_prod_t = scheduler.alphas_cumprod[int(scheduler.timesteps[first])]
+    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(noisy, alpha_prod_t.sqrt() * latents + (1 - alpha_prod_t).sqrt() * noise)
+
+
+def test_noise_to_strength_refuses_to_run_no_step() -> None:
+    scheduler = PNDMScheduler.from_config(SD15_SCHEDULER_CONFIG)
+    with pytest.raises(ValueError, match="runs no step"):
+        noise_to_strength(scheduler, torch.zeros(1, 4, 8, 8), 10, 0.05)
+
+
+def library_and_ours(pipe: StableDiffusionPipeline, strength: float) -> tuple[list, list]:
+    """The library's img2img pictures and ours, for the same seed, strength and steps."""
+    image = load_sample_image("a red circle on a blue background")
+    library = StableDiffusionImg2ImgPipeline(**pipe.components, requires_safety_checker=False)
+    library.set_progress_bar_config(disable=True)
+    expected = library(PROMPT, image=image, strength=strength, num_inference_steps=STEPS,
+                       generator=torch.Generator().manual_seed(3)).images
+    ours = img2img(pipe, image, PROMPT, strength=strength, num_inference_steps=STEPS,
+                   generator=torch.Generator().manual_seed(3), progress=False)
+    return expected, ours
+
+
+@pytest.mark.parametrize("strength", [0.3, 0.75])
+def test_img2img_equals_the_pipeline(tiny_pipe: StableDiffusionPipeline, strength: float) -> None:
+    expected, ours = library_and_ours(tiny_pipe, strength)
+    assert len(ours) == 1 and ours[0].size == expected[0].size
+    assert max_pixel_diff(ours, expected) <= 1
+
+
+def test_img2img_equals_the_pipeline_with_dpm_solver(tiny_pipe: StableDiffusionPipeline) -> None:
+    """A scheduler that looks its noise level up by step index (``set_begin_index``) agrees too."""
+    scheduler = DPMSolverMultistepScheduler.from_config(tiny_pipe.scheduler.config)
+    pipe = StableDiffusionPipeline(**{**tiny_pipe.components, "scheduler": scheduler}, requires_safety_checker=False)
+    expected, ours = library_and_ours(pipe, 0.5)
+    assert max_pixel_diff(ours, expected) <= 1
+
+
+def test_strength_changes_the_picture(tiny_pipe: StableDiffusionPipeline) -> None:
+    """Low strength stays nearer the start picture than high strength does."""
+    image = load_sample_image("a red circle on a blue background")
+
+    def distance(strength: float) -> float:
+        edited = img2img(tiny_pipe, image, PROMPT, strength=strength, num_inference_steps=STEPS,
+                         generator=torch.Generator().manual_seed(4), progress=False)[0]
+        return float(np.abs(np.asarray(edited, np.float32) - np.asarray(image, np.float32)).mean())
+
+    assert distance(0.2) < distance(1.0)
+
+
+def test_img2img_one_picture_many_prompts(tiny_pipe: StableDiffusionPipeline) -> None:
+    image = load_sample_image("a red circle on a blue background")
+    pictures = img2img(tiny_pipe, image, [PROMPT, "a red circle on a yellow background"], strength=0.5,
+                       num_inference_steps=4, generator=torch.Generator().manual_seed(5), progress=False)
+    assert len(pictures) == 2 and pictures[0].size == image.size
+    two_pictures = torch.zeros(2, 3, *image.size)
+    with pytest.raises(ValueError, match="cannot be shared"):
+        img2img(tiny_pipe, two_pictures, [PROMPT] * 3, strength=0.5, num_inference_steps=4, progress=False)
