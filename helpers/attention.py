@@ -69,7 +69,7 @@ def attention_probabilities(attn: Attention, hidden_states: torch.Tensor,
                             encoder_hidden_states: torch.Tensor | None = None,
                             attention_mask: torch.Tensor | None = None,
                             temb: torch.Tensor | None = None) -> torch.Tensor:
-    """The probabilities (B * heads, h*w, tokens) that ``attn`` weighs its values with, as ``AttnProcessor`` makes them."""
+    """The probabilities (B * heads, h*w, tokens) that weigh the values of ``attn``, made as ``AttnProcessor`` does."""
     if attn.spatial_norm is not None:
         hidden_states = attn.spatial_norm(hidden_states, temb)
     if hidden_states.ndim == 4:  # (B, C, h, w) -> (B, h*w, C)

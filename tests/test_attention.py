@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import pytest
 import torch
 from diffusers import UNet2DConditionModel
+from PIL import Image
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from helpers import ModelChoice, load_component
@@ -13,6 +15,7 @@ from helpers.attention import (
     attention_probabilities,
     layer_grid,
     record_cross_attention,
+    show_token_maps,
     token_maps,
 )
 from helpers.pipeline import encode_prompt
@@ -127,3 +130,12 @@ def test_layer_grid() -> None:
     assert layer_grid(32, 64, 128) == (4, 8)
     with pytest.raises(ValueError):
         layer_grid(30, 64, 64)  # 5 x 6 positions, but not the picture's square shape
+
+
+def test_show_token_maps_titles_one_panel_per_token() -> None:
+    figure = show_token_maps(Image.new("RGB", (16, 16)), torch.rand(9, 16, 16), [f"t{i}" for i in range(9)],
+                             title="maps", max_cols=4)
+    titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
+    assert titles == ["picture"] + [f"t{i}" for i in range(9)]
+    assert len(figure.axes) == 12 and figure._suptitle.get_text() == "maps"  # 10 panels on a 3 x 4 grid
+    plt.close(figure)

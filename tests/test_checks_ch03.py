@@ -52,7 +52,7 @@ def test_padded_ids(parts: tuple[CLIPTokenizer, CLIPTextModel]) -> None:
 
 def test_pooled(parts: tuple[CLIPTokenizer, CLIPTextModel]) -> None:
     tokenizer, text_encoder = parts
-    ids = tokenizer(TRIANGLE_PROMPT, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
+    ids = tokenizer(TRIANGLE_PROMPT, padding="max_length", max_length=77, return_tensors="pt").input_ids
     with torch.no_grad():
         hidden = text_encoder(ids).last_hidden_state[0]  # (77, d)
     eos_index = int((ids[0] == tokenizer.eos_token_id).nonzero()[0])
