@@ -35,8 +35,13 @@ def test_the_repository_url_is_a_github_repository():
     assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", repository_url())
 
 
-def test_there_are_chapters():
-    assert len(chapters()) >= 9, [path.name for path in chapters()]
+def test_every_chapter_in_the_table_of_contents_is_a_notebook_here():
+    """The notebooks in book/ are exactly the chapters _toc.yml lists (the pages besides them are markdown)."""
+    listed = [entry["file"] for entry in yaml.safe_load((ROOT / "_toc.yml").read_text())["chapters"]]
+    notebooks = [f"book/{path.stem}" for path in chapters()]
+    assert notebooks == [name for name in listed if (ROOT / f"{name}.ipynb").exists()]
+    assert all((ROOT / f"{name}.ipynb").exists() or (ROOT / f"{name}.md").exists() for name in listed)
+    assert len(notebooks) >= 8
 
 
 @pytest.mark.parametrize("path", chapters(), ids=lambda path: path.name)
