@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> Comparison:
     pipe = sd15_sized_pipeline(choice).to(choice.device) if args.sd15_sized else load_pipeline(choice=choice)
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor
     print(f"{args.runs} interleaved runs of {args.steps} {type(pipe.scheduler).__name__} steps at {size}x{size}, "
-          f"guidance {args.guidance_scale}, on {choice.device} with {torch.get_num_threads()} threads")
+          f"guidance {args.guidance_scale}, on {choice.device} (torch threads: {torch.get_num_threads()})")
     result = compare(pipe, args.prompt, args.steps, args.guidance_scale, args.runs)
     print(result.table())
     print(json.dumps({"hand_over_library": round(result.hand_over_library, 4), "max_pixel_diff": result.max_pixel_diff,

@@ -142,7 +142,7 @@ def diffusion_loss(unet: UNet2DConditionModel, noise_scheduler: DDPMScheduler, l
                    text_embeddings: torch.Tensor) -> torch.Tensor:
     """The latent diffusion loss: noise the latents at a random timestep, predict that noise, take the MSE."""
     noise = torch.randn_like(latents)  # (B, 4, h, w)
-    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(latents),))
+    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(latents),), device=latents.device)
     noisy_latents = noise_scheduler.add_noise(latents, noise, timesteps)
     noise_pred = unet(noisy_latents, timesteps, encoder_hidden_states=text_embeddings).sample
     return F.mse_loss(noise_pred, noise)
