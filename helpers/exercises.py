@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import os
 import re
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -201,11 +202,16 @@ def grade_path(path: Path, timeout: int = 600) -> list[Result]:
     return results + ([Result(str(path), "kernel", ERROR, kernel_error)] if kernel_error else [])
 
 
+def _share_cores(jobs: int) -> None:
+    """Give each of ``jobs`` kernels its share of the cores: PyTorch in every kernel would otherwise take them all."""
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+
+
 def grade(paths: Sequence[Path], jobs: int = 1, timeout: int = 600) -> list[Result]:
     """Execute and grade the notebooks, ``jobs`` at a time, in the order given."""
     if jobs <= 1:
         return [result for path in paths for result in grade_path(path, timeout)]
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_share_cores, initargs=(jobs,)) as pool:
         per_notebook = pool.map(grade_path, paths, [timeout] * len(paths))
         return [result for results in per_notebook for result in results]
 

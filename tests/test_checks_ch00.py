@@ -54,5 +54,5 @@ def test_unet_share(pipe):
 
 @pytest.mark.parametrize("check", [check_same_seed, check_prompt_rows, check_unet_share])
 def test_placeholder_is_not_done(pipe, check, capsys):
-    assert check(..., pipe) is False
+    assert check(..., pipe).passed is False
     assert "NOT DONE" in capsys.readouterr().out

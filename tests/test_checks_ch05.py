@@ -43,7 +43,7 @@ IDS = [case[0].__name__ for case in CASES]
 
 @pytest.mark.parametrize("check, reference, wrong, extra", CASES, ids=IDS)
 def test_reference_solution_passes(check, reference, wrong, extra, capsys) -> None:
-    assert check(reference, *extra) is True
+    assert check(reference, *extra).passed is True
     assert "PASS" in capsys.readouterr().out
 
 
@@ -55,7 +55,7 @@ def test_wrong_answer_fails(check, reference, wrong, extra) -> None:
 
 @pytest.mark.parametrize("check, reference, wrong, extra", CASES, ids=IDS)
 def test_placeholder_is_not_done(check, reference, wrong, extra, capsys) -> None:
-    assert check(..., *extra) is False
+    assert check(..., *extra).passed is False
     assert "NOT DONE" in capsys.readouterr().out
 
 

@@ -271,6 +271,9 @@ def test_the_reference_book_passes_every_check():
         nb = nbformat.read(path, as_version=4)
         results = grade_notebook(nb, path.name)
         assert {r.label: r.status for r in results} == {label: PASS for label in labels_of(nb)}, results
+        shown = [out for cell in nb.cells if CHECK_TAG in tags(cell) for out in cell.outputs
+                 if out.output_type != "stream"]
+        assert shown == [], f"{path.name}: a check cell shows more than its printed verdict"
 
 
 @pytest.fixture(scope="module")
@@ -286,15 +289,21 @@ def book_round_trip(tmp_path_factory) -> dict[str, list[Result]]:
             "pasted": [r for r in results if r.notebook.startswith(str(pasted_dir))]}
 
 
+def every_exercise_graded(status: str) -> dict[tuple[str, str], str]:
+    """(notebook name, label) -> ``status`` for every exercise of the book, and nothing else (no crashed cell)."""
+    return {(path.name, label): status for path in BOOK_NOTEBOOKS
+            for label in labels_of(nbformat.read(path, as_version=4))}
+
+
+def graded(results: list[Result]) -> dict[tuple[str, str], str]:
+    return {(Path(r.notebook).name, r.label): r.status for r in results}
+
+
 def test_the_untouched_student_edition_runs_and_grades_zero(book_round_trip):
     results = book_round_trip["student"]
-    expected = sum(len(labels_of(nbformat.read(path, as_version=4))) for path in BOOK_NOTEBOOKS)
-    assert len(results) == expected
-    assert [r for r in results if r.status != NOT_DONE] == []
+    assert graded(results) == every_exercise_graded(NOT_DONE), [r for r in results if r.status != NOT_DONE]
 
 
 def test_the_student_edition_with_the_solutions_pasted_back_grades_full_marks(book_round_trip):
     results = book_round_trip["pasted"]
-    expected = sum(len(labels_of(nbformat.read(path, as_version=4))) for path in BOOK_NOTEBOOKS)
-    assert len(results) == expected
-    assert [r for r in results if r.status != PASS] == []
+    assert graded(results) == every_exercise_graded(PASS), [r for r in results if r.status != PASS]

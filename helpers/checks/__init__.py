@@ -15,14 +15,30 @@ class ExerciseFailed(AssertionError):
     """A wrong answer: the message says what was expected and what came."""
 
 
-def run_check(label: str, answer: Any, test: Callable[[Any], None]) -> bool:
+class Verdict:
+    """What a check returns: true when the answer passed. A notebook shows nothing for it (the check has printed)."""
+
+    def __init__(self, passed: bool) -> None:
+        self.passed = passed
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __repr__(self) -> str:
+        return f"Verdict(passed={self.passed})"
+
+    def _ipython_display_(self) -> None:
+        """Nothing to display: the printed ``[label] PASS`` line is the check's output."""
+
+
+def run_check(label: str, answer: Any, test: Callable[[Any], None]) -> Verdict:
     """Grade ``answer`` with ``test`` (which raises ``ExerciseFailed``); ``...`` or ``None`` means not done yet."""
     if answer is ... or answer is None:
         print(f"[{label}] NOT DONE: replace the `...` placeholder with your answer")
-        return False
+        return Verdict(False)
     test(answer)
     print(f"[{label}] PASS")
-    return True
+    return Verdict(True)
 
 
 def expect(condition: bool, message: str) -> None:

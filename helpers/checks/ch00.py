@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from ..images import vae_scale_factor
-from . import expect, run_check
+from . import Verdict, expect, run_check
 
 
 def native_size(pipe: Any) -> int:
@@ -22,7 +22,7 @@ def parameter_count(part: Any) -> int:
     return sum(p.numel() for p in part.parameters()) if isinstance(part, torch.nn.Module) else 0
 
 
-def check_same_seed(star_pictures: Any, pipe: Any) -> bool:
+def check_same_seed(star_pictures: Any, pipe: Any) -> Verdict:
     """Two pictures made in two calls from the same seed: both the pipeline's size, identical pixel for pixel."""
 
     def test(pictures: Any) -> None:
@@ -39,7 +39,7 @@ def check_same_seed(star_pictures: Any, pipe: Any) -> bool:
     return run_check("ex-00-same-seed", star_pictures, test)
 
 
-def check_prompt_rows(prompt_rows: Any, pipe: Any) -> bool:
+def check_prompt_rows(prompt_rows: Any, pipe: Any) -> Verdict:
     """A grid of three prompts times two pictures, one row per prompt."""
 
     def test(grid: Any) -> None:
@@ -54,7 +54,7 @@ def check_prompt_rows(prompt_rows: Any, pipe: Any) -> bool:
     return run_check("ex-00-grid", prompt_rows, test)
 
 
-def check_unet_share(unet_share: Any, pipe: Any) -> bool:
+def check_unet_share(unet_share: Any, pipe: Any) -> Verdict:
     """The UNet's parameters as a fraction of all the pipeline's parameters."""
 
     def test(share: Any) -> None:

@@ -7,10 +7,10 @@ from typing import Any, Callable
 import torch
 
 from ..images import vae_scale_factor
-from . import expect, run_check
+from . import Verdict, expect, run_check
 
 
-def check_add_noise(add_noise_by_hand: Any, scheduler: Any) -> bool:
+def check_add_noise(add_noise_by_hand: Any, scheduler: Any) -> Verdict:
     """A hand-written forward diffusion that matches ``scheduler.add_noise`` on a batch with mixed timesteps."""
 
     def test(fn: Callable[..., torch.Tensor]) -> None:
@@ -30,7 +30,7 @@ def check_add_noise(add_noise_by_hand: Any, scheduler: Any) -> bool:
     return run_check("ex-01-add-noise", add_noise_by_hand, test)
 
 
-def check_crossover(crossover_t: Any, scheduler: Any) -> bool:
+def check_crossover(crossover_t: Any, scheduler: Any) -> Verdict:
     """The first timestep where the noise coefficient exceeds the signal coefficient."""
 
     def test(t: Any) -> None:
@@ -45,7 +45,7 @@ def check_crossover(crossover_t: Any, scheduler: Any) -> bool:
     return run_check("ex-01-crossover", crossover_t, test)
 
 
-def check_wide_latent_numbers(wide_latent_numbers: Any, vae: Any, native: int) -> bool:
+def check_wide_latent_numbers(wide_latent_numbers: Any, vae: Any, native: int) -> Verdict:
     """Numbers in the latents of a picture ``native`` high and ``2 * native`` wide."""
 
     def test(count: Any) -> None:

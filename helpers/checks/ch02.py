@@ -7,10 +7,10 @@ from typing import Any
 import torch
 
 from ..images import vae_scale_factor
-from . import expect, run_check
+from . import Verdict, expect, run_check
 
 
-def check_latent_shape(latent_shape: Any, vae: Any) -> bool:
+def check_latent_shape(latent_shape: Any, vae: Any) -> Verdict:
     """Latents of 3 pictures, each ``sample_size`` high and twice as wide: (3, channels, H / f, 2 W / f)."""
 
     def test(shape: Any) -> None:
@@ -26,7 +26,7 @@ def check_latent_shape(latent_shape: Any, vae: Any) -> bool:
     return run_check("ex-02-latent-shape", latent_shape, test)
 
 
-def check_kl(kl_by_hand: Any, posterior: Any) -> bool:
+def check_kl(kl_by_hand: Any, posterior: Any) -> Verdict:
     """The KL divergence of the posterior to N(0, I), one value per picture, as ``posterior.kl()`` computes it."""
 
     def test(kl: Any) -> None:
@@ -40,7 +40,7 @@ def check_kl(kl_by_hand: Any, posterior: Any) -> bool:
     return run_check("ex-02-kl", kl_by_hand, test)
 
 
-def check_down_shapes(down_shapes: Any, vae: Any, pixels: torch.Tensor) -> bool:
+def check_down_shapes(down_shapes: Any, vae: Any, pixels: torch.Tensor) -> Verdict:
     """The output shape of each of the encoder's down blocks: each halves the size, but the last."""
 
     def test(shapes: Any) -> None:

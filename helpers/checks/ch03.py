@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from transformers import CLIPModel, CLIPProcessor, CLIPTextModel, CLIPTokenizer
 
 from ..images import load_sample_image
-from . import ExerciseFailed, expect, run_check
+from . import ExerciseFailed, Verdict, expect, run_check
 
 STAR_PROMPT = "a yellow star on a black background"
 TRIANGLE_PROMPT = "a green triangle on a white background"
@@ -29,7 +29,7 @@ def as_id_list(answer: Any) -> list[int]:
         raise ExerciseFailed(f"expected a list or tensor of token ids, got {type(answer).__name__}") from error
 
 
-def check_padded_ids(padded_ids: Any, tokenizer: CLIPTokenizer) -> bool:
+def check_padded_ids(padded_ids: Any, tokenizer: CLIPTokenizer) -> Verdict:
     """``STAR_PROMPT`` tokenized as Stable Diffusion does: start token, words, end token, end tokens up to 77."""
 
     def test(answer: Any) -> None:
@@ -45,7 +45,7 @@ def check_padded_ids(padded_ids: Any, tokenizer: CLIPTokenizer) -> bool:
     return run_check("ex-03-padded-ids", padded_ids, test)
 
 
-def check_pooled(pooled: Any, tokenizer: CLIPTokenizer, text_encoder: CLIPTextModel) -> bool:
+def check_pooled(pooled: Any, tokenizer: CLIPTokenizer, text_encoder: CLIPTextModel) -> Verdict:
     """The row of ``last_hidden_state`` at the first end token of ``TRIANGLE_PROMPT``: ``pooler_output``, (d,)."""
 
     def test(answer: Any) -> None:
@@ -74,7 +74,7 @@ def clip_caption_probs(clip_model: CLIPModel, processor: CLIPProcessor,
         return clip_model(**inputs).logits_per_image.softmax(dim=-1)[0].float().cpu()
 
 
-def check_caption_probs(caption_probs: Any, clip_model: CLIPModel, processor: CLIPProcessor) -> bool:
+def check_caption_probs(caption_probs: Any, clip_model: CLIPModel, processor: CLIPProcessor) -> Verdict:
     """One probability per caption of ``TRIANGLE_CANDIDATES``, summing to 1, as CLIP gives them for the triangle."""
     candidates = TRIANGLE_CANDIDATES
 
@@ -92,7 +92,7 @@ def check_caption_probs(caption_probs: Any, clip_model: CLIPModel, processor: CL
     return run_check("ex-03-caption-probs", caption_probs, test)
 
 
-def check_cosine_matrix(cosine_matrix: Any) -> bool:
+def check_cosine_matrix(cosine_matrix: Any) -> Verdict:
     """A function (N, D) -> (N, N) of the cosine similarities between every pair of rows."""
 
     def test(function: Callable[[torch.Tensor], torch.Tensor]) -> None:

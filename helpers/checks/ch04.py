@@ -7,7 +7,7 @@ from typing import Any, Callable
 import torch
 from diffusers import UNet2DConditionModel
 
-from . import expect, run_check
+from . import Verdict, expect, run_check
 
 
 def text_reading_params(unet: UNet2DConditionModel) -> int:
@@ -15,7 +15,7 @@ def text_reading_params(unet: UNet2DConditionModel) -> int:
     return sum(p.numel() for name, p in unet.named_parameters() if ".attn2.to_k." in name or ".attn2.to_v." in name)
 
 
-def check_text_reading_params(answer: Any, unet: UNet2DConditionModel) -> bool:
+def check_text_reading_params(answer: Any, unet: UNet2DConditionModel) -> Verdict:
     """The number of parameters in every ``attn2.to_k`` and ``attn2.to_v``."""
 
     def test(count: Any) -> None:
@@ -35,7 +35,7 @@ def bottom_shape(unet: UNet2DConditionModel, height: int, width: int) -> tuple[i
     return unet.config.block_out_channels[-1], height // factor, width // factor
 
 
-def check_bottom_shape(answer: Any, unet: UNet2DConditionModel) -> bool:
+def check_bottom_shape(answer: Any, unet: UNet2DConditionModel) -> Verdict:
     """The mid block's output shape (C, h, w) for latents of the native height and twice the native width."""
 
     def test(shape: Any) -> None:
@@ -55,7 +55,7 @@ def check_bottom_shape(answer: Any, unet: UNet2DConditionModel) -> bool:
     return run_check("ex-04-bottom-shape", answer, test)
 
 
-def check_timestep_features(answer: Any, unet: UNet2DConditionModel) -> bool:
+def check_timestep_features(answer: Any, unet: UNet2DConditionModel) -> Verdict:
     """A function ``(timesteps, dim) -> (N, dim)`` equal to ``unet.time_proj`` (the sinusoidal features)."""
 
     def test(function: Callable[[torch.Tensor, int], torch.Tensor]) -> None:

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 import torch
 from diffusers import DDPMScheduler, EulerDiscreteScheduler
 
-from . import expect, run_check
+from . import Verdict, expect, run_check
 
 
 def _expect_close(answer: Any, expected: torch.Tensor, what: str) -> None:
@@ -20,7 +20,7 @@ def _expect_close(answer: Any, expected: torch.Tensor, what: str) -> None:
            f"{what}: values differ from the scheduler's by up to {worst:.3g}")
 
 
-def check_linear_schedule(linear_alphas_cumprod: Any) -> bool:
+def check_linear_schedule(linear_alphas_cumprod: Any) -> Verdict:
     """DDPM's linear schedule (0.0001 to 0.02 over 1000 steps): the cumulative product of 1 - beta."""
     def test(answer: Any) -> None:
         expected = DDPMScheduler(beta_schedule="linear", beta_start=0.0001, beta_end=0.02).alphas_cumprod
@@ -29,7 +29,7 @@ def check_linear_schedule(linear_alphas_cumprod: Any) -> bool:
     return run_check("ex-05-linear-schedule", linear_alphas_cumprod, test)
 
 
-def check_crossover(crossover_t: Any, scheduler_config: Mapping[str, Any]) -> bool:
+def check_crossover(crossover_t: Any, scheduler_config: Mapping[str, Any]) -> Verdict:
     """The first timestep whose noise level sqrt(1 - ᾱ) exceeds its signal level sqrt(ᾱ)."""
     def test(answer: Any) -> None:
         alphas_cumprod = DDPMScheduler.from_config(scheduler_config).alphas_cumprod
@@ -42,7 +42,7 @@ def check_crossover(crossover_t: Any, scheduler_config: Mapping[str, Any]) -> bo
     return run_check("ex-05-crossover", crossover_t, test)
 
 
-def check_sigmas(sigmas: Any, scheduler_config: Mapping[str, Any], num_inference_steps: int = 10) -> bool:
+def check_sigmas(sigmas: Any, scheduler_config: Mapping[str, Any], num_inference_steps: int = 10) -> Verdict:
     """The Euler scheduler's sigmas for ``num_inference_steps`` steps, without the final 0."""
     def test(answer: Any) -> None:
         euler = EulerDiscreteScheduler.from_config(scheduler_config)
@@ -52,7 +52,7 @@ def check_sigmas(sigmas: Any, scheduler_config: Mapping[str, Any], num_inference
     return run_check("ex-05-sigmas", sigmas, test)
 
 
-def check_predict_epsilon(predict_epsilon: Any) -> bool:
+def check_predict_epsilon(predict_epsilon: Any) -> Verdict:
     """A function recovering the noise from x_t and x̂_0, for float and tensor ``alpha_prod_t``."""
     def test(answer: Any) -> None:
         expect(callable(answer), f"predict_epsilon: expected a function, got {type(answer).__name__}")

@@ -9,7 +9,7 @@ from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionPipeline
 from PIL import Image
 
 from ..bench import max_pixel_diff
-from . import expect, run_check
+from . import Verdict, expect, run_check
 
 BATCH_PROMPTS = ["a red circle on a blue background", "a green square on a white background"]
 BATCH_SEEDS = (10, 11, 12)
@@ -21,7 +21,7 @@ def _expect_tensor(answer: Any, shape: tuple[int, ...], what: str) -> None:
     expect(tuple(answer.shape) == shape, f"{what}: expected shape {shape}, got {tuple(answer.shape)}")
 
 
-def check_guidance(apply_guidance: Any) -> bool:
+def check_guidance(apply_guidance: Any) -> Verdict:
     """``apply_guidance(uncond, text, scale)`` is classifier-free guidance, for several scales."""
     def test(answer: Any) -> None:
         expect(callable(answer), f"apply_guidance: expected a function, got {type(answer).__name__}")
@@ -36,7 +36,7 @@ def check_guidance(apply_guidance: Any) -> bool:
     return run_check("ex-06-guidance", apply_guidance, test)
 
 
-def check_batch_embeds(embeds: Any, pipe: StableDiffusionPipeline) -> bool:
+def check_batch_embeds(embeds: Any, pipe: StableDiffusionPipeline) -> Verdict:
     """(prompt_embeds, negative_prompt_embeds) for two prompts x two pictures, negative prompt "yellow"."""
     def test(answer: Any) -> None:
         expect(isinstance(answer, (tuple, list)) and len(answer) == 2,
@@ -51,7 +51,7 @@ def check_batch_embeds(embeds: Any, pipe: StableDiffusionPipeline) -> bool:
     return run_check("ex-06-batch-embeds", embeds, test)
 
 
-def check_batch_latents(batch_latents: Any, pipe: StableDiffusionPipeline) -> bool:
+def check_batch_latents(batch_latents: Any, pipe: StableDiffusionPipeline) -> Verdict:
     """Three starting latents at the native size, picture k drawn alone from seed 10 + k, times init_noise_sigma."""
     def test(answer: Any) -> None:
         size = pipe.unet.config.sample_size
@@ -65,7 +65,7 @@ def check_batch_latents(batch_latents: Any, pipe: StableDiffusionPipeline) -> bo
     return run_check("ex-06-batch-latents", batch_latents, test)
 
 
-def check_euler_ancestral(euler_a_picture: Any, pipe: StableDiffusionPipeline) -> bool:
+def check_euler_ancestral(euler_a_picture: Any, pipe: StableDiffusionPipeline) -> Verdict:
     """The library pipeline's Euler ancestral picture (20 steps, guidance 7.5, seed 1), within 1 of 255."""
     def test(answer: Any) -> None:
         expect(isinstance(answer, Image.Image), f"euler_a_picture: expected a PIL image, got {type(answer).__name__}")

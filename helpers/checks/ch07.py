@@ -9,12 +9,12 @@ from typing import Any
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from ..img2img import start_step
-from . import expect, run_check
+from . import Verdict, expect, run_check
 
 SIGNAL_STEPS, SIGNAL_STRENGTH = 40, 0.35  # the exercise's numbers
 
 
-def check_first_step(first_step: Any) -> bool:
+def check_first_step(first_step: Any) -> Verdict:
     """A function (num_inference_steps, strength) -> the index of the first step img2img runs."""
 
     def test(fn: Any) -> None:
@@ -37,7 +37,7 @@ def signal_left(scheduler: SchedulerMixin, num_inference_steps: int, strength: f
     return float(fresh.alphas_cumprod[int(timestep)].sqrt())
 
 
-def check_signal_left(answer: Any, scheduler: SchedulerMixin) -> bool:
+def check_signal_left(answer: Any, scheduler: SchedulerMixin) -> Verdict:
     """The picture's share in the noisy latents at strength 0.35 of 40 steps, for this scheduler."""
 
     def test(value: Any) -> None:
@@ -52,7 +52,7 @@ def check_signal_left(answer: Any, scheduler: SchedulerMixin) -> bool:
     return run_check("ex-07-signal-left", answer, test)
 
 
-def check_drop_captions(drop_captions: Any) -> bool:
+def check_drop_captions(drop_captions: Any) -> Verdict:
     """A function (captions, p, rng) -> the captions, each replaced by "" with probability p."""
 
     def test(fn: Any) -> None:

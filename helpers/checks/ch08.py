@@ -10,12 +10,12 @@ import torch
 
 from ..memory import GIB, attention_scores_bytes, sd15_on_meta, weights_bytes
 from ..models import sd15_config
-from . import expect, run_check
+from . import Verdict, expect, run_check
 
 SCORES_PROMPTS = 4  # the exercise's batch of prompts, at SD v1.5's native 512x512
 
 
-def check_psnr(psnr: Any) -> bool:
+def check_psnr(psnr: Any) -> Verdict:
     """A function (picture, reference) -> peak signal-to-noise ratio in dB, for 0-255 pictures."""
 
     def test(fn: Any) -> None:
@@ -35,7 +35,7 @@ def check_psnr(psnr: Any) -> bool:
     return run_check("ex-08-psnr", psnr, test)
 
 
-def check_unet_fp16_gib(unet_fp16_gib: Any) -> bool:
+def check_unet_fp16_gib(unet_fp16_gib: Any) -> Verdict:
     """GiB of SD v1.5's UNet weights in float16, from its config."""
 
     def test(value: Any) -> None:
@@ -51,7 +51,7 @@ def check_unet_fp16_gib(unet_fp16_gib: Any) -> bool:
     return run_check("ex-08-unet-weights", unet_fp16_gib, test)
 
 
-def check_scores_gib(scores_gib: Any) -> bool:
+def check_scores_gib(scores_gib: Any) -> Verdict:
     """GiB of one top-level self-attention's scores for 4 prompts at 512x512 in float16, with guidance."""
 
     def test(value: Any) -> None:
