@@ -23,6 +23,7 @@ from .device import Measurement, measure, pick_device, pick_dtype
 from .images import (
     image_grid,
     load_sample_image,
+    markdown_table,
     numpy_to_pil,
     preprocess,
     show_images,
@@ -44,7 +45,7 @@ from .models import (
 
 __all__ = [
     "Measurement", "ModelChoice", "REAL_CLIP_ID", "REAL_MODEL_ID", "TINY_MODEL_DIR", "decode_latents",
-    "encode_image", "image_grid", "load_clip", "load_component", "load_pipeline", "load_sample_image", "measure",
+    "encode_image", "image_grid", "load_clip", "load_component", "load_pipeline", "load_sample_image", "markdown_table", "measure",
     "numpy_to_pil", "pick_device", "pick_dtype", "preprocess", "resolve_model", "sd15_config", "show_images", "to_pil",
     "vae_scale_factor",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 from typing import Sequence, Union
 
@@ -10,6 +11,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import Markdown
 from PIL import Image
 
 from . import shapes
@@ -106,7 +108,10 @@ def show_images(images: Sequence[Image.Image], titles: Sequence[str] | None = No
     rows, cols = grid_shape(len(images), cols=cols or min(len(images), 6))
     if titles is not None and len(titles) != len(images):
         raise ValueError(f"{len(images)} images but {len(titles)} titles")
-    figure, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows + 0.4), squeeze=False)
+    caption_lines = max((t.count("\n") + 1 for t in titles), default=0) if titles else 0
+    # Constrained layout makes room for multi-line captions and the figure title, so neither overlaps a picture.
+    figure, axes = plt.subplots(rows, cols, figsize=(size * cols, rows * (size + 0.18 * caption_lines) + 0.5),
+                                squeeze=False, layout="constrained")
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < len(images):
@@ -114,9 +119,17 @@ def show_images(images: Sequence[Image.Image], titles: Sequence[str] | None = No
             if titles is not None:
                 ax.set_title(titles[i], fontsize=9)
     if title:
-        figure.suptitle(title)
-    figure.tight_layout()
+        figure.suptitle("\n".join(textwrap.wrap(title, width=max(40, int(11 * size * cols)))))
     return figure
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> Markdown:
+    """A table that a notebook renders (``display(markdown_table(...))``), without pandas."""
+    if any(len(row) != len(header) for row in rows):
+        raise ValueError(f"every row needs {len(header)} cells, one per column of {list(header)}")
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return Markdown("\n".join(lines))
 
 
 def load_sample_image(name: str, size: int | None = None) -> Image.Image:

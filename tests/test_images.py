@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import image_grid, load_sample_image, numpy_to_pil, preprocess, show_images, to_pil, vae_scale_factor
+from helpers import (image_grid, load_sample_image, markdown_table, numpy_to_pil, preprocess, show_images, to_pil,
+                     vae_scale_factor)
 from helpers.shapes import COLORS
 
 
@@ -176,6 +177,13 @@ def test_show_images_titles_the_figure_and_each_picture():
 def test_show_images_rejects_mismatched_titles():
     with pytest.raises(ValueError, match="3 images but 2 titles"):
         show_images(squares(3), titles=["a", "b"])
+
+
+def test_markdown_table_renders_header_rule_and_rows():
+    table = markdown_table(["switch", "seconds"], [["`a`", 1.5], ["b", "2"]])
+    assert table.data.splitlines() == ["| switch | seconds |", "| --- | --- |", "| `a` | 1.5 |", "| b | 2 |"]
+    with pytest.raises(ValueError, match="every row needs 2 cells"):
+        markdown_table(["switch", "seconds"], [["only one"]])
 
 
 def test_load_sample_image_photo_ships_with_matplotlib():
