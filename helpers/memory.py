@@ -35,7 +35,8 @@ def device_name(device: str | torch.device) -> str:
     if cpuinfo.exists():
         model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
                       if line.startswith("model name")), model)
-    return f"{model} CPU, {torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    return f"{model} CPU, {threads} thread{'s' if threads != 1 else ''}"
 
 
 def sd15_on_meta(part: str) -> torch.nn.Module:

@@ -91,6 +91,6 @@ def test_vae_decoder_largest_matches_a_forward_pass(sd_vae: AutoencoderKL) -> No
 
 
 def test_device_name_and_memory_helpers(sd_vae: AutoencoderKL) -> None:
-    assert "CPU" in device_name("cpu") and f"{torch.get_num_threads()} threads" in device_name("cpu")
+    assert "CPU" in device_name("cpu") and f"{torch.get_num_threads()} thread" in device_name("cpu")
     release_freed_memory("cpu")
     assert held_mb("cpu", sd_vae) == pytest.approx(weights_bytes(sd_vae) / MIB)
