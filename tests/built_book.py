@@ -10,10 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
+from jupyter_cache import get_cache
+from nbformat import NotebookNode
+
 ROOT = Path(__file__).resolve().parent.parent
 HTML = ROOT / "_build" / "html"
 STAMP = HTML / ".buildinfo"  # Sphinx rewrites it at the end of every build
-EXECUTED = ROOT / "_build" / "jupyter_execute" / "book"
+CACHE = ROOT / "_build" / ".jupyter_cache"  # execute_notebooks: cache in _config.yml
 SOURCES = ("_config.yml", "_toc.yml", "book", "_static")
 BUILD = [str(Path(sys.executable).with_name("jupyter-book")), "build", "--all", "-W", "--keep-going", "."]
 
@@ -39,7 +43,16 @@ def chapters() -> list[Path]:
     return sorted((ROOT / "book").glob("*.ipynb"))
 
 
-def executed_notebooks() -> list[Path]:
-    """The chapters as the site build executed them, with their outputs."""
+def executed_notebooks() -> dict[str, NotebookNode]:
+    """Chapter file name -> the chapter with the outputs the site build executed, from Jupyter Book's cache.
+
+    The cache, not ``_build/jupyter_execute``: a rebuild that takes every chapter from the cache writes those
+    notebooks without outputs.
+    """
     ensure_built()
-    return sorted(EXECUTED.glob("*.ipynb"))
+    cache = get_cache(CACHE)
+    executed = {}
+    for path in chapters():
+        _, merged = cache.merge_match_into_notebook(nbformat.read(path, as_version=4))
+        executed[path.name] = merged
+    return executed
