@@ -45,3 +45,9 @@ def expect(condition: bool, message: str) -> None:
     """Raise ``ExerciseFailed(message)`` unless ``condition`` holds."""
     if not condition:
         raise ExerciseFailed(message)
+
+
+def expect_number(value: Any, what: str = "a number") -> None:
+    """Raise ``ExerciseFailed`` unless ``value`` is a plain int or float (a bool or a tensor is not)."""
+    expect(isinstance(value, (int, float)) and not isinstance(value, bool),
+           f"expected {what}, got {type(value).__name__} {value!r}")

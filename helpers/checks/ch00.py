@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from ..images import vae_scale_factor
-from . import Verdict, expect, run_check
+from . import Verdict, expect, expect_number, run_check
 
 
 def native_size(pipe: Any) -> int:
@@ -58,7 +58,7 @@ def check_unet_share(unet_share: Any, pipe: Any) -> Verdict:
     """The UNet's parameters as a fraction of all the pipeline's parameters."""
 
     def test(share: Any) -> None:
-        expect(isinstance(share, (float, int)) and not isinstance(share, bool), f"expected a number, got {share!r}")
+        expect_number(share)
         expect(0 < share < 1, f"expected a fraction between 0 and 1 (not a percentage), got {share}")
         total = sum(parameter_count(part) for part in pipe.components.values())
         expected = parameter_count(pipe.unet) / total

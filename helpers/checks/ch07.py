@@ -9,7 +9,7 @@ from typing import Any
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from ..img2img import start_step
-from . import Verdict, expect, run_check
+from . import Verdict, expect, expect_number, run_check
 
 SIGNAL_STEPS, SIGNAL_STRENGTH = 40, 0.35  # the exercise's numbers
 
@@ -41,8 +41,7 @@ def check_signal_left(answer: Any, scheduler: SchedulerMixin) -> Verdict:
     """The picture's share in the noisy latents at strength 0.35 of 40 steps, for this scheduler."""
 
     def test(value: Any) -> None:
-        expect(isinstance(value, (int, float)) and not isinstance(value, bool),
-               f"expected a number (use `.item()` on a tensor), got {type(value).__name__}")
+        expect_number(value, "a number (use `.item()` on a tensor)")
         want = signal_left(scheduler, SIGNAL_STEPS, SIGNAL_STRENGTH)
         expect(not math.isclose(value, want**2, abs_tol=1e-4),
                "that is alpha_prod_t itself, the share of the picture's *variance*: take its square root")

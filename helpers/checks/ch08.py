@@ -10,7 +10,7 @@ import torch
 
 from ..memory import GIB, attention_scores_bytes, sd15_on_meta, weights_bytes
 from ..models import sd15_config
-from . import Verdict, expect, run_check
+from . import Verdict, expect, expect_number, run_check
 
 SCORES_PROMPTS = 4  # the exercise's batch of prompts, at SD v1.5's native 512x512
 
@@ -39,8 +39,7 @@ def check_unet_fp16_gib(unet_fp16_gib: Any) -> Verdict:
     """GiB of SD v1.5's UNet weights in float16, from its config."""
 
     def test(value: Any) -> None:
-        expect(isinstance(value, (int, float)) and not isinstance(value, bool),
-               f"expected a number of GiB, got {type(value).__name__}")
+        expect_number(value, "a number of GiB")
         unet = sd15_on_meta("unet")
         want = weights_bytes(unet, torch.float16) / GIB
         expect(not math.isclose(value, 2 * want, rel_tol=0.01), "that is float32's size: float16 takes 2 bytes")
@@ -55,8 +54,7 @@ def check_scores_gib(scores_gib: Any) -> Verdict:
     """GiB of one top-level self-attention's scores for 4 prompts at 512x512 in float16, with guidance."""
 
     def test(value: Any) -> None:
-        expect(isinstance(value, (int, float)) and not isinstance(value, bool),
-               f"expected a number of GiB, got {type(value).__name__}")
+        expect_number(value, "a number of GiB")
         config = sd15_config("unet")
         want = attention_scores_bytes(config, config["sample_size"], 2 * SCORES_PROMPTS) / GIB
         expect(not math.isclose(value, want / 2, rel_tol=0.01),
