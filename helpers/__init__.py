@@ -45,7 +45,7 @@ from .models import (
 
 __all__ = [
     "Measurement", "ModelChoice", "REAL_CLIP_ID", "REAL_MODEL_ID", "TINY_MODEL_DIR", "decode_latents",
-    "encode_image", "image_grid", "load_clip", "load_component", "load_pipeline", "load_sample_image", "markdown_table", "measure",
-    "numpy_to_pil", "pick_device", "pick_dtype", "preprocess", "resolve_model", "sd15_config", "show_images", "to_pil",
-    "vae_scale_factor",
+    "encode_image", "image_grid", "load_clip", "load_component", "load_pipeline", "load_sample_image",
+    "markdown_table", "measure", "numpy_to_pil", "pick_device", "pick_dtype", "preprocess", "resolve_model",
+    "sd15_config", "show_images", "to_pil", "vae_scale_factor",
 ]

@@ -108,7 +108,9 @@ def show_images(images: Sequence[Image.Image], titles: Sequence[str] | None = No
     rows, cols = grid_shape(len(images), cols=cols or min(len(images), 6))
     if titles is not None and len(titles) != len(images):
         raise ValueError(f"{len(images)} images but {len(titles)} titles")
-    caption_lines = max((t.count("\n") + 1 for t in titles), default=0) if titles else 0
+    # Each caption is wrapped to its picture's width (about 13 characters per inch at size 9); its own line breaks stay.
+    titles = [wrap_lines(t, max(12, int(13 * size))) for t in titles] if titles is not None else None
+    caption_lines = max((t.count("\n") + 1 for t in titles or []), default=0)
     # Constrained layout makes room for multi-line captions and the figure title, so neither overlaps a picture.
     figure, axes = plt.subplots(rows, cols, figsize=(size * cols, rows * (size + 0.18 * caption_lines) + 0.5),
                                 squeeze=False, layout="constrained")
@@ -119,8 +121,13 @@ def show_images(images: Sequence[Image.Image], titles: Sequence[str] | None = No
             if titles is not None:
                 ax.set_title(titles[i], fontsize=9)
     if title:
-        figure.suptitle("\n".join(textwrap.wrap(title, width=max(40, int(11 * size * cols)))))
+        figure.suptitle(wrap_lines(title, max(40, int(11 * size * cols))))
     return figure
+
+
+def wrap_lines(text: str, width: int) -> str:
+    """``text`` with every line longer than ``width`` characters broken at spaces; its own line breaks are kept."""
+    return "\n".join("\n".join(textwrap.wrap(line, width)) or line for line in text.split("\n"))
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> Markdown:

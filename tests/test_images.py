@@ -174,6 +174,15 @@ def test_show_images_titles_the_figure_and_each_picture():
         plt.close(figure)
 
 
+def test_show_images_wraps_long_captions_to_the_picture_width_and_keeps_line_breaks():
+    figure = show_images(squares(2), titles=["before\na crimson square on a green background", "b"], size=2.2)
+    try:
+        assert figure.axes[0].get_title() == "before\na crimson square on a green\nbackground"
+        assert figure.axes[1].get_title() == "b"
+    finally:
+        plt.close(figure)
+
+
 def test_show_images_rejects_mismatched_titles():
     with pytest.raises(ValueError, match="3 images but 2 titles"):
         show_images(squares(3), titles=["a", "b"])

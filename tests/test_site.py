@@ -135,8 +135,7 @@ def test_solutions_are_hidden_until_clicked(browser, site, page):
         assert content and not any(part.is_displayed() for part in content)
         browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", solution)
         # sphinx-togglebutton puts a toggle button in the title of each dropdown; clicking it opens the dropdown.
-        toggles = solution.find_elements(By.CSS_SELECTOR, "button.toggle-button")
-        (toggles[0] if toggles else solution.find_element(By.CSS_SELECTOR, ".admonition-title")).click()
+        solution.find_element(By.CSS_SELECTOR, "button.toggle-button").click()
         code = solution.find_elements(By.CSS_SELECTOR, "div.cell_input")
         assert code  # the solution's code cells are inside the dropdown
         WebDriverWait(browser, 10).until(lambda _: all(block.is_displayed() for block in code))
