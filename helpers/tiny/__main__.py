@@ -31,7 +31,7 @@ def train(config: TinyConfig) -> dict[str, list[float]]:
     unet, losses["unet"] = train_unet(config, vae, clip.text_model, tokenizer)
     guidance_stage = replace(config, uncond_prob=config.guidance_uncond_prob, unet_lr=config.guidance_lr)
     unet, losses["unet_guidance"] = train_unet(guidance_stage, vae, clip.text_model, tokenizer, unet=unet,
-                                               steps=config.guidance_steps, name="unet_guidance")
+                                               steps=config.guidance_steps, name="unet_guidance", calibrate=True)
     save_pipeline(vae, clip, unet, tokenizer_dir, config.out_dir, config.image_size)
     check_loads_correctly(config.out_dir)
     minutes = (time.time() - start) / 60

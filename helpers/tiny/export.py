@@ -59,6 +59,15 @@ def save_pipeline(vae: AutoencoderKL, clip: CLIPModel, unet: UNet2DConditionMode
     save_tokenizer(tokenizer_dir, out_dir / "tokenizer")
     save_clip_without_text_tower(clip, out_dir / "clip", image_size)
     halve_safetensors(out_dir)
+    drop_local_paths(out_dir)
+
+
+def drop_local_paths(folder: Path) -> None:
+    """Remove ``_name_or_path`` from every config: it names the training machine's checkpoint folder."""
+    for path in folder.rglob("config.json"):
+        config = json.loads(path.read_text())
+        if config.pop("_name_or_path", None) is not None:
+            path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def folder_size_mb(folder: Path) -> float:

@@ -148,6 +148,24 @@ def diffusion_loss(unet: UNet2DConditionModel, noise_scheduler: DDPMScheduler, l
     return F.mse_loss(noise_pred, noise)
 
 
+def calibrated_guidance_loss(unet: UNet2DConditionModel, noise_scheduler: DDPMScheduler, latents: torch.Tensor,
+                             text_embeddings: torch.Tensor, empty_embedding: torch.Tensor, captioned: torch.Tensor,
+                             ratio: float) -> torch.Tensor:
+    """``diffusion_loss`` whose captioned rows aim only ``ratio`` of the way from the empty caption's prediction to the noise.
+
+    The best captioned prediction is then ``uncond + ratio * (true - uncond)``, so guidance scale ``w`` gives
+    ``uncond + w * ratio * (true - uncond)``: what guidance ``w * ratio`` gives for a plainly trained UNet.
+    """
+    noise = torch.randn_like(latents)  # (B, 4, h, w)
+    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(latents),), device=latents.device)
+    noisy_latents = noise_scheduler.add_noise(latents, noise, timesteps)
+    with torch.no_grad():
+        uncond = unet(noisy_latents, timesteps, encoder_hidden_states=empty_embedding.expand(len(latents), -1, -1)).sample
+    target = torch.where(captioned.view(-1, 1, 1, 1), uncond + ratio * (noise - uncond), noise)  # (B, 4, h, w)
+    noise_pred = unet(noisy_latents, timesteps, encoder_hidden_states=text_embeddings).sample
+    return F.mse_loss(noise_pred, target)
+
+
 @torch.no_grad()
 def encode_dataset(vae: AutoencoderKL, pictures: np.ndarray, batch: int = 256) -> torch.Tensor:
     """The VAE's latent distribution of every picture, as mean and std stacked: (N, 2, 4, h, w)."""
@@ -167,8 +185,11 @@ def embed_captions(text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer, captio
 
 def train_unet(config: TinyConfig, vae: AutoencoderKL, text_encoder: CLIPTextModel,
                tokenizer: CLIPTokenizer, unet: UNet2DConditionModel | None = None, steps: int | None = None,
-               name: str = "unet") -> tuple[UNet2DConditionModel, list[float]]:
-    """Train (or go on training) a UNet on scaled latents of rendered shapes; returns it with EMA weights applied."""
+               name: str = "unet", calibrate: bool = False) -> tuple[UNet2DConditionModel, list[float]]:
+    """Train (or go on training) a UNet on scaled latents of rendered shapes; returns it with EMA weights applied.
+
+    With ``calibrate`` the loss is ``calibrated_guidance_loss`` for ``config.guidance_scale``, else ``diffusion_loss``.
+    """
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     pictures, scenes = shapes.make_dataset(config.dataset_size, seed=config.seed + 1)
@@ -176,13 +197,19 @@ def train_unet(config: TinyConfig, vae: AutoencoderKL, text_encoder: CLIPTextMod
     noise_scheduler = DDPMScheduler.from_config(SD15_SCHEDULER_CONFIG)
     unet = unet or make_unet(config)
     ema = EMAModel(unet.parameters(), decay=config.ema_decay)
+    empty_embedding = embed_captions(text_encoder, tokenizer, [""]) if calibrate else None  # (1, 77, d)
 
     def loss() -> torch.Tensor:
         index = torch.randint(0, len(scenes), (config.unet_batch,))
         mean, std = latent_dists[index].unbind(dim=1)
         latents = (mean + std * torch.randn_like(std)) * vae.config.scaling_factor  # (B, 4, h, w)
         captions = ["" if rng.random() < config.uncond_prob else shapes.caption(scenes[i], rng) for i in index]
-        return diffusion_loss(unet, noise_scheduler, latents, embed_captions(text_encoder, tokenizer, captions))
+        text_embeddings = embed_captions(text_encoder, tokenizer, captions)
+        if not calibrate:
+            return diffusion_loss(unet, noise_scheduler, latents, text_embeddings)
+        captioned = torch.tensor([text != "" for text in captions])
+        return calibrated_guidance_loss(unet, noise_scheduler, latents, text_embeddings, empty_embedding, captioned,
+                                        config.effective_guidance / config.guidance_scale)
 
     losses = run_loop(name, unet, loss, steps or config.unet_steps, config.unet_lr, config, ema=ema)
     ema.copy_to(unet.parameters())
