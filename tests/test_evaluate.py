@@ -16,7 +16,7 @@ def test_exact_denoise_is_the_nearest_point_with_little_noise_and_the_mean_with_
 
 
 def test_every_scheduler_lands_on_the_data_without_guidance(tiny_pipe) -> None:
-    landed = exact_denoiser_landings(tiny_pipe.vae, tiny_pipe.scheduler.config, guidance_scale=1.0, n_pictures=1000,
-                                     n_prompts=6)
+    (landed,) = exact_denoiser_landings(tiny_pipe.vae, tiny_pipe.scheduler.config, guidance_scales=(1.0,),
+                                        n_pictures=1000, n_prompts=6).values()
     assert set(landed) == {"PNDM", "DDIM", "LMS"}
     assert all(share == 1.0 for share in landed.values()), landed

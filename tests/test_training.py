@@ -98,7 +98,8 @@ def test_calibrated_loss_aims_captioned_rows_between_the_unconditional_predictio
     # With the empty caption in every row and ratio 0, the target is the prediction itself: the loss is zero.
     empty_rows = {**loss_inputs, "text_embeddings": loss_inputs["empty_embedding"].expand(4, -1, -1)}
     captioned = torch.ones(4, dtype=torch.bool)
-    assert seeded_loss(calibrated_guidance_loss, captioned=captioned, ratio=0.0, **empty_rows) == pytest.approx(0, abs=1e-12)
+    at_the_prediction = seeded_loss(calibrated_guidance_loss, captioned=captioned, ratio=0.0, **empty_rows)
+    assert at_the_prediction == pytest.approx(0, abs=1e-12)
     partway = seeded_loss(calibrated_guidance_loss, captioned=captioned, ratio=0.4, **empty_rows)
     all_the_way = seeded_loss(calibrated_guidance_loss, captioned=captioned, ratio=1.0, **empty_rows)
     assert partway == pytest.approx(0.4**2 * all_the_way, rel=1e-5)  # the target moves linearly with the ratio

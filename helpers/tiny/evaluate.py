@@ -195,34 +195,37 @@ def exact_denoise(noisy: torch.Tensor, alpha_prod_t: torch.Tensor, data: torch.T
 
 
 @torch.no_grad()
-def exact_denoiser_landings(vae: AutoencoderKL, scheduler_config: dict, guidance_scale: float,
-                            n_pictures: int = 6000, n_prompts: int = 24) -> dict[str, float]:
-    """Share of prompts each scheduler lands on their own training latents, 25 steps, with a perfect denoiser.
+def exact_denoiser_landings(vae: AutoencoderKL, scheduler_config: dict, guidance_scales: tuple[float, ...],
+                            n_pictures: int = 6000, n_prompts: int = 24) -> dict[str, dict[str, float]]:
+    """For each guidance scale, the share of prompts each scheduler lands on their own training latents in 25 steps
+    with a perfect denoiser.
 
     The "model" is the exact denoiser of ``n_pictures`` training latents (all of them unconditionally, those of the
-    prompt's scene conditionally), so a failure here is the data's and the scheduler's, not a network's.
+    prompt's scene conditionally), so a failure here is the data's and the scheduler's, not a network's. The latents
+    are encoded once for all the scales.
     """
     pictures, scenes = shapes.make_dataset(n_pictures, seed=600)
     data = torch.cat([vae.encode(to_pixels(pictures[i : i + 500])).latent_dist.mean
                       for i in range(0, n_pictures, 500)]).flatten(1) * vae.config.scaling_factor  # (N, 4*h*w)
     prompts = scenes[:n_prompts]
     own = [data[[i for i, other in enumerate(scenes) if other == scene]] for scene in prompts]
-    landed = {}
-    for name in ("PNDM", "DDIM", "LMS"):
-        scheduler = SCHEDULERS[name].from_config(scheduler_config)
-        scheduler.set_timesteps(25)
-        latents = torch.randn(n_prompts, data.shape[1], generator=torch.Generator().manual_seed(0))
-        latents = latents * scheduler.init_noise_sigma
-        for t in scheduler.timesteps:
-            noisy = scheduler.scale_model_input(latents, t)
-            alpha_prod_t = scheduler.alphas_cumprod[int(t)]
-            uncond = exact_denoise(noisy, alpha_prod_t, data)
-            text = torch.cat([exact_denoise(noisy[i : i + 1], alpha_prod_t, own[i]) for i in range(n_prompts)])
-            pred_original_sample = uncond + guidance_scale * (text - uncond)
-            noise_pred = (noisy - alpha_prod_t.sqrt() * pred_original_sample) / (1 - alpha_prod_t).sqrt()
-            latents = scheduler.step(noise_pred, t, latents).prev_sample
-        distances = [torch.cdist(latents[i : i + 1], own[i]).min().item() for i in range(n_prompts)]
-        landed[name] = sum(d < 2.0 for d in distances) / n_prompts
+    landed = {f"guidance {scale:g}": {} for scale in guidance_scales}
+    for scale in guidance_scales:
+        for name in ("PNDM", "DDIM", "LMS"):
+            scheduler = SCHEDULERS[name].from_config(scheduler_config)
+            scheduler.set_timesteps(25)
+            latents = torch.randn(n_prompts, data.shape[1], generator=torch.Generator().manual_seed(0))
+            latents = latents * scheduler.init_noise_sigma
+            for t in scheduler.timesteps:
+                noisy = scheduler.scale_model_input(latents, t)
+                alpha_prod_t = scheduler.alphas_cumprod[int(t)]
+                uncond = exact_denoise(noisy, alpha_prod_t, data)
+                text = torch.cat([exact_denoise(noisy[i : i + 1], alpha_prod_t, own[i]) for i in range(n_prompts)])
+                pred_original_sample = uncond + scale * (text - uncond)
+                noise_pred = (noisy - alpha_prod_t.sqrt() * pred_original_sample) / (1 - alpha_prod_t).sqrt()
+                latents = scheduler.step(noise_pred, t, latents).prev_sample
+            distances = [torch.cdist(latents[i : i + 1], own[i]).min().item() for i in range(n_prompts)]
+            landed[f"guidance {scale:g}"][name] = sum(d < 2.0 for d in distances) / n_prompts
     return landed
 
 
@@ -244,8 +247,8 @@ def evaluate(model_dir: Path, n_prompts: int = 64) -> dict[str, object]:
     pipe = StableDiffusionPipeline.from_pretrained(model_dir, safety_checker=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     classifier, classifier_accuracy = train_shape_classifier(pipe.vae)
-    exact = {f"guidance {scale:g}": exact_denoiser_landings(pipe.vae, pipe.scheduler.config, scale)
-             for scale in (TinyConfig.guidance_scale, TinyConfig.effective_guidance)}
+    exact = exact_denoiser_landings(pipe.vae, pipe.scheduler.config,
+                                    (TinyConfig.guidance_scale, TinyConfig.effective_guidance))
     scenes = generation_prompts(n_prompts)
     per_scheduler = {}
     for name, scheduler_class in tqdm(SCHEDULERS.items(), desc="schedulers"):

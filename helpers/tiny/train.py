@@ -151,7 +151,8 @@ def diffusion_loss(unet: UNet2DConditionModel, noise_scheduler: DDPMScheduler, l
 def calibrated_guidance_loss(unet: UNet2DConditionModel, noise_scheduler: DDPMScheduler, latents: torch.Tensor,
                              text_embeddings: torch.Tensor, empty_embedding: torch.Tensor, captioned: torch.Tensor,
                              ratio: float) -> torch.Tensor:
-    """``diffusion_loss`` whose captioned rows aim only ``ratio`` of the way from the empty caption's prediction to the noise.
+    """``diffusion_loss`` whose captioned rows aim only ``ratio`` of the way from the empty caption's prediction to
+    the noise.
 
     The best captioned prediction is then ``uncond + ratio * (true - uncond)``, so guidance scale ``w`` gives
     ``uncond + w * ratio * (true - uncond)``: what guidance ``w * ratio`` gives for a plainly trained UNet.
@@ -160,7 +161,8 @@ def calibrated_guidance_loss(unet: UNet2DConditionModel, noise_scheduler: DDPMSc
     timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(latents),), device=latents.device)
     noisy_latents = noise_scheduler.add_noise(latents, noise, timesteps)
     with torch.no_grad():
-        uncond = unet(noisy_latents, timesteps, encoder_hidden_states=empty_embedding.expand(len(latents), -1, -1)).sample
+        empty = empty_embedding.expand(len(latents), -1, -1)  # (B, 77, d)
+        uncond = unet(noisy_latents, timesteps, encoder_hidden_states=empty).sample
     target = torch.where(captioned.view(-1, 1, 1, 1), uncond + ratio * (noise - uncond), noise)  # (B, 4, h, w)
     noise_pred = unet(noisy_latents, timesteps, encoder_hidden_states=text_embeddings).sample
     return F.mse_loss(noise_pred, target)
