@@ -2,8 +2,10 @@
 
 Generated pictures are judged by checks that share no weights with the generator: pixel statistics for the two
 colours, and for the shape a small classifier trained here on the foreground masks of rendered pictures (blurred and
-VAE-reconstructed ones too, since generated edges are soft). A last check replaces the UNet by the exact denoiser of
-the training latents, to tell what the data and the schedulers allow from what the network learned.
+VAE-reconstructed ones too, since generated edges are soft). The last checks tell what the data and the schedulers
+allow from what the network learned: the exact denoiser of the training latents in the UNet's place, at guidance 7.5
+and 3 and at each in one half of the schedule; DDIM, which stays stable at any scale, at guidance 15; and the time of
+one UNet call against that of the smallest UNet of SD's block types.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import random
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +28,14 @@ from diffusers import (
     LMSDiscreteScheduler,
     PNDMScheduler,
     StableDiffusionPipeline,
+    UNet2DConditionModel,
 )
 from PIL import Image, ImageFilter
 from tqdm.auto import tqdm
 
 from .. import shapes
 from ..models import ModelChoice, load_clip
-from .config import TinyConfig
+from .config import TinyConfig, make_unet
 from .train import to_pixels
 
 SCHEDULERS = {
@@ -43,6 +47,9 @@ SCHEDULERS = {
     "DPM-Solver++": DPMSolverMultistepScheduler,
 }
 PALETTE = np.array(list(shapes.COLORS.values()), dtype=np.float32)  # (8, 3)
+# A guidance scale, or a pair: (scale at the noisier timesteps, from NOISY_FROM up; scale below them).
+Guidance = float | tuple[float, float]
+NOISY_FROM = 500
 
 
 def nearest_color(rgb: np.ndarray) -> str:
@@ -87,7 +94,8 @@ def classifier_pictures(vae: AutoencoderKL, n: int, seed: int) -> tuple[torch.Te
     rng = random.Random(seed)
     pictures, scenes = shapes.make_dataset(n, seed=seed)
     through_vae = reconstruct(vae, pictures[: n // 3])
-    blurred = [Image.fromarray(p).filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2.0))) for p in pictures[n // 3 : 2 * n // 3]]
+    blurred = [Image.fromarray(p).filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2.0)))
+               for p in pictures[n // 3 : 2 * n // 3]]
     clean = [Image.fromarray(p) for p in pictures[2 * n // 3 :]]
     masks = np.stack([judge_colors(p)[2] for p in through_vae + blurred + clean])
     labels = torch.tensor([shapes.SHAPES.index(s.shape) for s in scenes])
@@ -162,13 +170,14 @@ def generation_prompts(n: int) -> list[shapes.Scene]:
 
 
 @torch.no_grad()
-def generate_all(pipe: StableDiffusionPipeline, scenes: list[shapes.Scene], batch: int = 16) -> list[Image.Image]:
-    """One picture per scene from its plain caption: 25 steps, guidance 7.5, a fixed seed per prompt."""
+def generate_all(pipe: StableDiffusionPipeline, scenes: list[shapes.Scene], batch: int = 16,
+                 guidance_scale: float = 7.5) -> list[Image.Image]:
+    """One picture per scene from its plain caption: 25 steps, guidance 7.5 unless told, a fixed seed per prompt."""
     pictures = []
     for start in range(0, len(scenes), batch):
         part = scenes[start : start + batch]
         generators = [torch.Generator().manual_seed(start + i) for i in range(len(part))]
-        pictures += pipe([shapes.caption(s) for s in part], num_inference_steps=25, guidance_scale=7.5,
+        pictures += pipe([shapes.caption(s) for s in part], num_inference_steps=25, guidance_scale=guidance_scale,
                          generator=generators).images
     return pictures
 
@@ -194,23 +203,37 @@ def exact_denoise(noisy: torch.Tensor, alpha_prod_t: torch.Tensor, data: torch.T
     return torch.softmax(-squared_distances / (2 * (1 - alpha_prod_t)), dim=1) @ data
 
 
+def guidance_label(guidance: Guidance) -> str:
+    """``guidance 7.5``, or ``guidance 3 from t=500 up, 7.5 below`` for a pair."""
+    if isinstance(guidance, tuple):
+        return f"guidance {guidance[0]:g} from t={NOISY_FROM} up, {guidance[1]:g} below"
+    return f"guidance {guidance:g}"
+
+
+def guidance_at(guidance: Guidance, timestep: int) -> float:
+    """The scale that ``guidance`` gives at one timestep."""
+    if isinstance(guidance, tuple):
+        return guidance[0] if timestep >= NOISY_FROM else guidance[1]
+    return guidance
+
+
 @torch.no_grad()
-def exact_denoiser_landings(vae: AutoencoderKL, scheduler_config: dict, guidance_scales: tuple[float, ...],
+def exact_denoiser_landings(vae: AutoencoderKL, scheduler_config: dict, guidance_scales: tuple[Guidance, ...],
                             n_pictures: int = 6000, n_prompts: int = 24) -> dict[str, dict[str, float]]:
-    """For each guidance scale, the share of prompts each scheduler lands on their own training latents in 25 steps
-    with a perfect denoiser.
+    """For each guidance, the share of prompts each scheduler lands on their own training latents in 25 steps with a
+    perfect denoiser.
 
     The "model" is the exact denoiser of ``n_pictures`` training latents (all of them unconditionally, those of the
     prompt's scene conditionally), so a failure here is the data's and the scheduler's, not a network's. The latents
-    are encoded once for all the scales.
+    are encoded once for all the scales. A pair as guidance tells which half of the schedule a scale harms.
     """
     pictures, scenes = shapes.make_dataset(n_pictures, seed=600)
     data = torch.cat([vae.encode(to_pixels(pictures[i : i + 500])).latent_dist.mean
                       for i in range(0, n_pictures, 500)]).flatten(1) * vae.config.scaling_factor  # (N, 4*h*w)
     prompts = scenes[:n_prompts]
     own = [data[[i for i, other in enumerate(scenes) if other == scene]] for scene in prompts]
-    landed = {f"guidance {scale:g}": {} for scale in guidance_scales}
-    for scale in guidance_scales:
+    landed = {guidance_label(guidance): {} for guidance in guidance_scales}
+    for guidance in guidance_scales:
         for name in ("PNDM", "DDIM", "LMS"):
             scheduler = SCHEDULERS[name].from_config(scheduler_config)
             scheduler.set_timesteps(25)
@@ -221,11 +244,11 @@ def exact_denoiser_landings(vae: AutoencoderKL, scheduler_config: dict, guidance
                 alpha_prod_t = scheduler.alphas_cumprod[int(t)]
                 uncond = exact_denoise(noisy, alpha_prod_t, data)
                 text = torch.cat([exact_denoise(noisy[i : i + 1], alpha_prod_t, own[i]) for i in range(n_prompts)])
-                pred_original_sample = uncond + scale * (text - uncond)
+                pred_original_sample = uncond + guidance_at(guidance, int(t)) * (text - uncond)
                 noise_pred = (noisy - alpha_prod_t.sqrt() * pred_original_sample) / (1 - alpha_prod_t).sqrt()
                 latents = scheduler.step(noise_pred, t, latents).prev_sample
             distances = [torch.cdist(latents[i : i + 1], own[i]).min().item() for i in range(n_prompts)]
-            landed[f"guidance {scale:g}"][name] = sum(d < 2.0 for d in distances) / n_prompts
+            landed[guidance_label(guidance)][name] = sum(d < 2.0 for d in distances) / n_prompts
     return landed
 
 
@@ -241,20 +264,36 @@ def seconds_per_image(pipe: StableDiffusionPipeline, runs: int = 5) -> float:
     return statistics.median(times)
 
 
+@torch.no_grad()
+def unet_ms_per_call(unet: UNet2DConditionModel, runs: int = 40) -> float:
+    """Median milliseconds of one guided UNet call: a batch of two 8x8 latents (empty caption and caption)."""
+    latents = torch.randn(2, unet.config.in_channels, unet.config.sample_size, unet.config.sample_size)
+    text_embeddings = torch.randn(2, 77, unet.config.cross_attention_dim)
+    times = []
+    for _ in range(runs + 3):  # three warm-up calls
+        start = time.perf_counter()
+        unet(latents, 500, encoder_hidden_states=text_embeddings)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[3:]) * 1000
+
+
 def evaluate(model_dir: Path, n_prompts: int = 64) -> dict[str, object]:
     """Every figure of the model card, as one dict; the three accuracies are the worst over the schedulers."""
     choice = ModelChoice(str(model_dir), "cpu", torch.float32, "evaluation")
     pipe = StableDiffusionPipeline.from_pretrained(model_dir, safety_checker=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     classifier, classifier_accuracy = train_shape_classifier(pipe.vae)
-    exact = exact_denoiser_landings(pipe.vae, pipe.scheduler.config,
-                                    (TinyConfig.guidance_scale, TinyConfig.effective_guidance))
+    high, low = TinyConfig.guidance_scale, TinyConfig.effective_guidance
+    exact = exact_denoiser_landings(pipe.vae, pipe.scheduler.config, (high, low, (high, low), (low, high)))
     scenes = generation_prompts(n_prompts)
     per_scheduler = {}
     for name, scheduler_class in tqdm(SCHEDULERS.items(), desc="schedulers"):
         pipe.scheduler = scheduler_class.from_config(pipe.scheduler.config)
         per_scheduler[name] = generation_accuracy(generate_all(pipe, scenes), scenes, classifier)
     worst = {key: min(row[key] for row in per_scheduler.values()) for key in next(iter(per_scheduler.values()))}
+    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    ddim_guidance_15 = generation_accuracy(generate_all(pipe, scenes, guidance_scale=15.0), scenes, classifier)
+    smallest_unet = make_unet(replace(TinyConfig(), unet_channels=(32, 32))).eval()
     return {
         "vae_psnr_db": round(vae_psnr_db(pipe.vae), 2),
         "clip_top1": clip_top1(choice),
@@ -262,6 +301,9 @@ def evaluate(model_dir: Path, n_prompts: int = 64) -> dict[str, object]:
         **worst,
         "seconds_per_image": round(seconds_per_image(pipe), 3),
         "per_scheduler": per_scheduler,
+        "ddim_guidance_15": ddim_guidance_15,
+        "unet_ms_per_call": round(unet_ms_per_call(pipe.unet), 1),
+        "smallest_unet_ms_per_call": round(unet_ms_per_call(smallest_unet), 1),
         "shape_judge_acc": round(classifier_accuracy, 3),
         "exact_denoiser_landed": exact,
         "prompts": n_prompts,
