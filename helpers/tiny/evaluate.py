@@ -15,6 +15,7 @@ import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -232,8 +233,9 @@ def exact_denoiser_landings(vae: AutoencoderKL, scheduler_config: dict, guidance
                       for i in range(0, n_pictures, 500)]).flatten(1) * vae.config.scaling_factor  # (N, 4*h*w)
     prompts = scenes[:n_prompts]
     own = [data[[i for i, other in enumerate(scenes) if other == scene]] for scene in prompts]
-    landed = {guidance_label(guidance): {} for guidance in guidance_scales}
+    landed = {}
     for guidance in guidance_scales:
+        row = landed[guidance_label(guidance)] = {}
         for name in ("PNDM", "DDIM", "LMS"):
             scheduler = SCHEDULERS[name].from_config(scheduler_config)
             scheduler.set_timesteps(25)
@@ -248,20 +250,26 @@ def exact_denoiser_landings(vae: AutoencoderKL, scheduler_config: dict, guidance
                 noise_pred = (noisy - alpha_prod_t.sqrt() * pred_original_sample) / (1 - alpha_prod_t).sqrt()
                 latents = scheduler.step(noise_pred, t, latents).prev_sample
             distances = [torch.cdist(latents[i : i + 1], own[i]).min().item() for i in range(n_prompts)]
-            landed[guidance_label(guidance)][name] = sum(d < 2.0 for d in distances) / n_prompts
+            row[name] = sum(d < 2.0 for d in distances) / n_prompts
     return landed
+
+
+def median_seconds(call: Callable[[], object], runs: int, warmups: int) -> float:
+    """Median wall time of ``call()`` over ``runs`` runs, after ``warmups`` untimed ones."""
+    for _ in range(warmups):
+        call()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def seconds_per_image(pipe: StableDiffusionPipeline, runs: int = 5) -> float:
     """Median wall time of one picture with the default scheduler: 25 steps, guidance 7.5."""
     pipe.scheduler = PNDMScheduler.from_config(pipe.scheduler.config)
-    pipe("a red circle on a blue background", num_inference_steps=25)  # warm-up
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        pipe("a red circle on a blue background", num_inference_steps=25)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_seconds(lambda: pipe("a red circle on a blue background", num_inference_steps=25), runs, warmups=1)
 
 
 @torch.no_grad()
@@ -269,12 +277,7 @@ def unet_ms_per_call(unet: UNet2DConditionModel, runs: int = 40) -> float:
     """Median milliseconds of one guided UNet call: a batch of two 8x8 latents (empty caption and caption)."""
     latents = torch.randn(2, unet.config.in_channels, unet.config.sample_size, unet.config.sample_size)
     text_embeddings = torch.randn(2, 77, unet.config.cross_attention_dim)
-    times = []
-    for _ in range(runs + 3):  # three warm-up calls
-        start = time.perf_counter()
-        unet(latents, 500, encoder_hidden_states=text_embeddings)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[3:]) * 1000
+    return median_seconds(lambda: unet(latents, 500, encoder_hidden_states=text_embeddings), runs, warmups=3) * 1000
 
 
 def evaluate(model_dir: Path, n_prompts: int = 64) -> dict[str, object]:
