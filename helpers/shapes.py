@@ -1,16 +1,20 @@
-"""Pictures of coloured shapes and their captions: the data tiny-shapes-sd is trained on.
+"""Pictures of coloured shapes and their captions: the world tiny-shapes-sd is trained on.
 
-Everything is generated on the fly and is deterministic by seed: no files. A *scene* is one shape of one colour on a
-background of another colour, with a size and a position. A caption is a sentence that is true of a scene, drawn from
-a small grammar, so the same scene can be described in several ways::
+Everything is generated on the fly and is deterministic by seed: no files. A *scene* is what a caption says: one
+shape of one colour on a background of another colour, and, only if the caption names them, a size and a place.
+Like the caption of a photo, a caption leaves most of the picture open, and every picture varies in whatever its
+caption does not say: the shade of each colour, the light and texture on the shape and on the background, the
+shape's rotation, and its size and place unless they are named::
 
     >>> scene = parse_caption("a small green star in the top left corner, black background")
-    >>> render(scene).size
+    >>> render(scene, seed=1).size
     (64, 64)
 """
 
 from __future__ import annotations
 
+import colorsys
+import math
 import random
 import re
 from dataclasses import dataclass, replace
@@ -29,44 +33,58 @@ COLORS: dict[str, tuple[int, int, int]] = {
     "black": (15, 15, 15),
 }
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross")
-# Shape width as a fraction of the picture: even a small shape spans ~3 latent pixels of an 8x8 latent.
-SIZES: dict[str, float] = {"small": 0.44, "big": 0.66}
-# Centre of the shape as fractions of the picture (x, y); corners are for small shapes only.
+# Shape width as a fraction of the picture: a named size draws from its range, an unnamed one from the whole range.
+SIZES: dict[str, tuple[float, float]] = {"small": (0.32, 0.42), "big": (0.6, 0.7)}
+ANY_SIZE = (0.32, 0.7)
+# Centre of the shape as fractions of the picture (x, y). Corners hold small shapes only; an unnamed place is anywhere
+# the shape fits.
 POSITIONS: dict[str, tuple[float, float]] = {
     "center": (0.5, 0.5),
-    "top left": (0.28, 0.28),
-    "top right": (0.72, 0.28),
-    "bottom left": (0.28, 0.72),
-    "bottom right": (0.72, 0.72),
+    "top left": (0.27, 0.27),
+    "top right": (0.73, 0.27),
+    "bottom left": (0.27, 0.73),
+    "bottom right": (0.73, 0.73),
 }
 IMAGE_SIZE = 64
-_SUPERSAMPLE = 4  # draw 4x larger, then downsample: smooth edges like a photo's
+_SUPERSAMPLE = 4  # draw the outline 4x larger, then average down: smooth edges like a photo's
+HUE_JITTER = 6.0  # degrees: the named hues lie 24 degrees or more apart
+SATURATION_JITTER = (0.3, 1.05)  # from pale to vivid
+VALUE_JITTER = (0.85, 1.1)
+LIGHT_STRENGTH = 0.3  # gradients, soft light and cloudy texture change brightness by up to about 1.5x this
+MAX_ROTATION = 30.0  # degrees either way
+EXPOSURE = (0.3, 1.25)  # the whole scene's brightness, as a factor: from dim to bright light
 
 
 @dataclass(frozen=True)
 class Scene:
-    """One shape of one colour on a background of another colour."""
+    """What a caption says: one shape of one colour on a background of another; a size and a place if named."""
 
     shape: str
     color: str
     background: str
-    size: str = "big"
-    position: str = "center"
+    size: str | None = None
+    position: str | None = None
 
     def __post_init__(self) -> None:
         for value, allowed, what in (
             (self.shape, SHAPES, "shape"),
             (self.color, COLORS, "colour"),
             (self.background, COLORS, "background"),
-            (self.size, SIZES, "size"),
-            (self.position, POSITIONS, "position"),
         ):
             if value not in allowed:
                 raise ValueError(f"unknown {what} {value!r}: expected one of {sorted(allowed)}")
+        if self.size is not None and self.size not in SIZES:
+            raise ValueError(f"unknown size {self.size!r}: expected one of {sorted(SIZES)} or None (unsaid)")
+        if self.position is not None and self.position not in POSITIONS:
+            raise ValueError(f"unknown position {self.position!r}: expected one of {sorted(POSITIONS)} or None")
         if self.color == self.background:
             raise ValueError(f"the shape and the background are both {self.color}: they must differ")
-        if self.size == "big" and self.position != "center":
-            raise ValueError("big shapes are always in the center; only small shapes go in a corner")
+        if self.size == "big" and self.position not in (None, "center"):
+            raise ValueError("a big shape does not fit in a corner; only small shapes go in a corner")
+
+    @property
+    def in_corner(self) -> bool:
+        return self.position not in (None, "center")
 
 
 def _is_held_out(color: str, shape: str, background: str) -> bool:
@@ -81,35 +99,17 @@ HELD_OUT: frozenset[tuple[str, str, str]] = frozenset(
 
 
 def all_scenes(split: str = "train") -> list[Scene]:
-    """Every scene of the split: ``"train"`` (combinations seen in training) or ``"heldout"`` (never seen)."""
+    """Every plain scene (size and place unsaid) of the split: ``"train"`` (combinations seen in training) or
+    ``"heldout"`` (never seen)."""
     if split not in ("train", "heldout"):
         raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
-    scenes = []
-    for color in COLORS:
-        for shape in SHAPES:
-            for background in COLORS:
-                if color == background or ((color, shape, background) in HELD_OUT) != (split == "heldout"):
-                    continue
-                scenes.append(Scene(shape, color, background, "big", "center"))
-                scenes += [Scene(shape, color, background, "small", p) for p in POSITIONS]
-    return scenes
-
-
-def caption(scene: Scene, rng: random.Random | None = None) -> str:
-    """A caption that is true of ``scene``: with ``rng`` one of several wordings, else the plainest one.
-
-    The plainest names the size only when it is small ("a red circle on a blue background" is big and centred).
-    With ``rng`` the size word may be left out (then either size fits); a corner is always named.
-    """
-    where = "" if scene.position == "center" else f" in the {scene.position} corner"
-    if rng is None:
-        size = "small " if scene.size == "small" else ""
-        text = f"a {size}{scene.color} {scene.shape}{where} on a {scene.background} background"
-    else:
-        size = f"{scene.size} " if rng.random() < 0.5 else ""
-        template = rng.choice(CAPTION_TEMPLATES)
-        text = template.format(thing=f"{size}{scene.color} {scene.shape}{where}", bg=scene.background)
-    return re.sub(r"\ba (?=[aeiou])", "an ", text)
+    return [
+        Scene(shape, color, background)
+        for color in COLORS
+        for shape in SHAPES
+        for background in COLORS
+        if color != background and ((color, shape, background) in HELD_OUT) == (split == "heldout")
+    ]
 
 
 CAPTION_TEMPLATES = (
@@ -119,10 +119,34 @@ CAPTION_TEMPLATES = (
     "{thing} on {bg}",
 )
 
+
+def caption(scene: Scene, rng: random.Random | None = None) -> str:
+    """A caption that is true of ``scene``: with ``rng`` one of several wordings, else the plainest one.
+
+    A named size or place is always said, except that with ``rng`` a size word may be dropped (an unsaid size
+    allows every size, so the caption stays true).
+    """
+    where = ""
+    if scene.position == "center":
+        where = " in the center"
+    elif scene.position is not None:
+        where = f" in the {scene.position} corner"
+    size = f"{scene.size} " if scene.size is not None else ""
+    if rng is None:
+        text = f"a {size}{scene.color} {scene.shape}{where} on a {scene.background} background"
+    else:
+        if size and rng.random() < 0.3:
+            size = ""
+        template = rng.choice(CAPTION_TEMPLATES)
+        text = template.format(thing=f"{size}{scene.color} {scene.shape}{where}", bg=scene.background)
+    return re.sub(r"\ba (?=[aeiou])", "an ", text)
+
+
 def parse_caption(text: str) -> Scene:
     """The scene a caption asks for: the first colour named is the shape's, the second the background's.
 
-    Unsaid details take defaults: big and centred, or small when a corner is named.
+    A size or place is set only where the caption names it ("small", "big", "in the top left corner", "in the
+    center"); whatever it leaves unsaid stays None, and ``render`` chooses it.
     """
     if not isinstance(text, str):
         raise TypeError(f"expected a caption string, got {type(text).__name__}")
@@ -135,54 +159,143 @@ def parse_caption(text: str) -> Scene:
             f"({', '.join(COLORS)}), the shape's then the background's"
         )
     joined = " ".join(words)
-    position = next((p for p in POSITIONS if p != "center" and p in joined), "center")
-    size = "small" if "small" in words or position != "center" else "big"
+    position = next((p for p in POSITIONS if p in joined), None)
+    size = next((s for s in SIZES if s in words), None)
     return Scene(shapes[0], colors[0], colors[1], size, position)
 
 
-def _outline(shape: str, cx: float, cy: float, r: float) -> list[tuple[float, float]]:
-    """Polygon points of a shape with centre (cx, cy) and half-width r."""
+def _outline(shape: str, r: float) -> list[tuple[float, float]]:
+    """Polygon points of a shape of half-width r around (0, 0), y pointing down."""
     if shape == "triangle":
-        return [(cx, cy - r), (cx + r, cy + 0.85 * r), (cx - r, cy + 0.85 * r)]
+        return [(0.0, -r), (r, 0.85 * r), (-r, 0.85 * r)]
     if shape == "star":
         angles = np.pi / 2 + np.arange(10) * np.pi / 5
         radii = np.where(np.arange(10) % 2 == 0, r, 0.45 * r)
-        return list(zip(cx + radii * np.cos(angles), cy - radii * np.sin(angles)))
+        return list(zip(radii * np.cos(angles), -radii * np.sin(angles)))
     if shape == "cross":
         t = 0.36 * r  # half the thickness of an arm
-        xy = [(t, r), (t, t), (r, t), (r, -t), (t, -t), (t, -r), (-t, -r), (-t, -t), (-r, -t), (-r, t), (-t, t), (-t, r)]
-        return [(cx + x, cy + y) for x, y in xy]
-    return [(cx - r, cy - r), (cx + r, cy - r), (cx + r, cy + r), (cx - r, cy + r)]  # square
+        return [(t, r), (t, t), (r, t), (r, -t), (t, -t), (t, -r), (-t, -r), (-t, -t), (-r, -t), (-r, t), (-t, t),
+                (-t, r)]
+    s = 0.85 * r  # a square looks as big as a circle of the same width when it is a little smaller
+    return [(-s, -s), (s, -s), (s, s), (-s, s)]
+
+
+def shape_mask(shape: str, center: tuple[float, float], width: float, angle: float,
+               size: int = IMAGE_SIZE) -> np.ndarray:
+    """How much of each pixel the shape covers, in [0, 1]: (size, size). ``center`` and ``width`` are fractions of
+    the picture, ``angle`` is in degrees."""
+    big = size * _SUPERSAMPLE
+    cx, cy, r = center[0] * big, center[1] * big, width * big / 2
+    canvas = Image.new("L", (big, big), 0)
+    draw = ImageDraw.Draw(canvas)
+    if shape == "circle":
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=255)
+    else:
+        cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+        draw.polygon([(cx + x * cos - y * sin, cy + x * sin + y * cos) for x, y in _outline(shape, r)], fill=255)
+    small = canvas.resize((size, size), Image.Resampling.BOX)
+    return np.asarray(small, dtype=np.float32) / 255.0
+
+
+def light(rng: random.Random, size: int = IMAGE_SIZE) -> np.ndarray:
+    """A brightness field around 1, (size, size): flat, a gradient, a soft spot of light, or a cloudy texture."""
+    kind = rng.choice(("flat", "gradient", "spot", "cloudy"))
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / (size - 1) - 0.5  # each in [-0.5, 0.5]
+    strength = rng.uniform(0.5, 1.0) * LIGHT_STRENGTH
+    if kind == "gradient":
+        angle = rng.uniform(0, 2 * math.pi)
+        field = 2 * (x * math.cos(angle) + y * math.sin(angle))  # in about [-1.4, 1.4]
+    elif kind == "spot":
+        sx, sy = rng.uniform(-0.4, 0.4), rng.uniform(-0.4, 0.4)
+        field = 1.5 * np.exp(-((x - sx) ** 2 + (y - sy) ** 2) / 0.08) - 0.5
+    elif kind == "cloudy":
+        coarse = np.array([[rng.uniform(-1, 1) for _ in range(4)] for _ in range(4)], dtype=np.float32)
+        field = np.asarray(Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC))
+    else:
+        field = np.zeros((size, size), dtype=np.float32)
+    return 1 + strength * np.clip(field, -1.5, 1.5)
+
+
+def shade(name: str, rng: random.Random) -> np.ndarray:
+    """One shade of a named colour, as RGB floats: its hue turned by up to ``HUE_JITTER`` degrees, its saturation
+    and brightness moved a little. A range of reds, not one red, and every one of them still red."""
+    hue, saturation, value = colorsys.rgb_to_hsv(*(c / 255 for c in COLORS[name]))
+    hue = (hue + rng.uniform(-1, 1) * HUE_JITTER / 360) % 1
+    saturation = min(1.0, saturation * rng.uniform(*SATURATION_JITTER))
+    value = min(1.0, value * rng.uniform(*VALUE_JITTER))
+    return np.array(colorsys.hsv_to_rgb(hue, saturation, value), np.float32) * 255
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where and how big a shape is drawn: centre (fractions of the picture), width (a fraction) and angle."""
+
+    center: tuple[float, float]
+    width: float
+    angle: float
+
+
+def layout(scene: Scene, rng: random.Random) -> Layout:
+    """A size, a place and a rotation that obey the scene: named ones from their range, unnamed ones from all."""
+    low, high = SIZES[scene.size] if scene.size else (SIZES["small"] if scene.in_corner else ANY_SIZE)
+    width = rng.uniform(low, high)
+    if scene.position is None:
+        margin = width / 2 + 0.02
+        center = (rng.uniform(margin, 1 - margin), rng.uniform(margin, 1 - margin))
+    else:
+        fx, fy = POSITIONS[scene.position]
+        center = (fx + rng.uniform(-0.04, 0.04), fy + rng.uniform(-0.04, 0.04))
+    return Layout(center, width, rng.uniform(-MAX_ROTATION, MAX_ROTATION))
+
+
+PLAIN_WIDTH = 0.56  # the plain drawing's width when its size is unsaid
+
+
+def plain_layout(scene: Scene) -> Layout:
+    """The one drawing used without a seed: upright, at the middle of its size range, at its place or centred."""
+    low, high = SIZES[scene.size] if scene.size else (SIZES["small"] if scene.in_corner else (PLAIN_WIDTH,) * 2)
+    return Layout(POSITIONS[scene.position or "center"], (low + high) / 2, 0.0)
 
 
 def render(scene: Scene | str, size: int = IMAGE_SIZE, seed: int | None = None) -> Image.Image:
-    """Draw a scene (or a caption) as an RGB picture; ``seed`` adds a little jitter of place and size."""
+    """Draw a scene (or a caption) as an RGB picture.
+
+    With a ``seed``, everything the scene leaves open is drawn at random from it: shades, light and texture,
+    rotation, and the size and place unless named. Without one, the plain drawing: upright, flat base colours.
+    """
     if isinstance(scene, str):
         scene = parse_caption(scene)
-    rng = random.Random(seed)
-    jitter = (lambda: rng.uniform(-0.03, 0.03)) if seed is not None else (lambda: 0.0)
-    big = size * _SUPERSAMPLE
-    fx, fy = POSITIONS[scene.position]
-    cx, cy = (fx + jitter()) * big, (fy + jitter()) * big
-    r = (SIZES[scene.size] + jitter()) * big / 2
-    picture = Image.new("RGB", (big, big), COLORS[scene.background])
-    draw = ImageDraw.Draw(picture)
-    if scene.shape == "circle":
-        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=COLORS[scene.color])
+    if seed is None:
+        where = plain_layout(scene)
+        shape_rgb, background_rgb = (np.array(COLORS[c], np.float32) for c in (scene.color, scene.background))
+        shape_light = background_light = np.ones((size, size), np.float32)
     else:
-        draw.polygon(_outline(scene.shape, cx, cy, r * (0.85 if scene.shape == "square" else 1.0)), fill=COLORS[scene.color])
-    return picture.resize((size, size), Image.Resampling.BOX)
+        rng = random.Random(seed)
+        where = layout(scene, rng)
+        shape_rgb, background_rgb = shade(scene.color, rng), shade(scene.background, rng)
+        exposure = rng.uniform(*EXPOSURE)
+        shape_light, background_light = exposure * light(rng, size), exposure * light(rng, size)
+    coverage = shape_mask(scene.shape, where.center, where.width, where.angle, size)[..., None]  # (H, W, 1)
+    shape_field = shape_rgb * shape_light[..., None]  # (H, W, 3)
+    background_field = background_rgb * background_light[..., None]
+    pixels = coverage * shape_field + (1 - coverage) * background_field
+    # Where light pushes a channel past 255, dim the whole pixel instead of clipping that channel: a bright orange
+    # stays orange instead of turning yellow.
+    pixels = pixels * np.minimum(1.0, 255 / np.maximum(pixels.max(axis=2, keepdims=True), 1e-6))
+    return Image.fromarray(np.clip(pixels, 0, 255).round().astype(np.uint8))
 
 
 def random_scene(rng: random.Random, split: str = "train") -> Scene:
-    """A scene drawn uniformly from the split's combinations, size and position."""
+    """A scene drawn uniformly from the split's combinations; half of them also name a size or a place."""
     while True:
         color, background = rng.sample(list(COLORS), 2)
         shape = rng.choice(SHAPES)
         if ((color, shape, background) in HELD_OUT) == (split == "heldout"):
             break
-    size = rng.choice(list(SIZES))
-    position = "center" if size == "big" else rng.choice(list(POSITIONS))
+    size = rng.choice((None, None, "small", "big"))
+    position = rng.choice((None, None, None, "center", *[p for p in POSITIONS if p != "center"]))
+    if size == "big" and position not in (None, "center"):
+        position = None
     return Scene(shape, color, background, size, position)
 
 
@@ -194,6 +307,6 @@ def make_dataset(n: int, seed: int = 0, split: str = "train") -> tuple[np.ndarra
     return pictures, scenes
 
 
-def with_attribute(scene: Scene, attribute: str, value: str) -> Scene:
+def with_attribute(scene: Scene, attribute: str, value: str | None) -> Scene:
     """The same scene with one attribute changed (used to build near-miss captions)."""
     return replace(scene, **{attribute: value})

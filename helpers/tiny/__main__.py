@@ -12,31 +12,41 @@ import torch
 from diffusers import AutoencoderKL
 from transformers import CLIPModel, CLIPTokenizer
 
-from .config import TinyConfig
+from .config import SHIPPED_DIR, TinyConfig
 from .export import check_loads_correctly, folder_size_mb, save_pipeline
 from .tokenizer import build_tokenizer
 from .train import latent_scaling_factor, train_unet, train_vae_and_clip
+from .train_judge import train_shape_classifier
+
+
+def shipped_tokenizer_dir(config: TinyConfig) -> Path:
+    """SD v1.5's tokenizer files: the shipped model's, or built once into the work folder where they are missing."""
+    shipped = SHIPPED_DIR / "tokenizer"
+    if (shipped / "vocab.json").exists():
+        return shipped
+    built = config.workdir / "tokenizer"
+    if not built.exists():
+        build_tokenizer(built)
+    return built
 
 
 def train(config: TinyConfig) -> dict[str, list[float]]:
     """Train every part in order and write the pipeline folder; returns each part's losses."""
     start = time.time()
     config.workdir.mkdir(parents=True, exist_ok=True)
-    tokenizer_dir = config.workdir / "tokenizer"
-    tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir) if tokenizer_dir.exists() else build_tokenizer(tokenizer_dir)
+    tokenizer_dir = shipped_tokenizer_dir(config)
+    tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir)
     losses = train_vae_and_clip(config, tokenizer_dir)
-    vae = AutoencoderKL.from_pretrained(config.workdir / "vae")
+    vae = AutoencoderKL.from_pretrained(config.workdir / "vae").to(config.device)
     vae.register_to_config(scaling_factor=latent_scaling_factor(vae, config))
-    clip = CLIPModel.from_pretrained(config.workdir / "clip")
+    judge_accuracy = train_shape_classifier(vae, config)
+    clip = CLIPModel.from_pretrained(config.workdir / "clip").to(config.device)
     unet, losses["unet"] = train_unet(config, vae, clip.text_model, tokenizer)
-    guidance_stage = replace(config, uncond_prob=config.guidance_uncond_prob, unet_lr=config.guidance_lr)
-    unet, losses["unet_guidance"] = train_unet(guidance_stage, vae, clip.text_model, tokenizer, unet=unet,
-                                               steps=config.guidance_steps, name="unet_guidance", calibrate=True)
     save_pipeline(vae, clip, unet, tokenizer_dir, config.out_dir, config.image_size)
     check_loads_correctly(config.out_dir)
     minutes = (time.time() - start) / 60
     print(f"wrote {config.out_dir} ({folder_size_mb(config.out_dir):.1f} MB) in {minutes:.1f} min, "
-          f"scaling_factor {vae.config.scaling_factor:.4f}")
+          f"scaling_factor {vae.config.scaling_factor:.4f}; the judge's shapes: {judge_accuracy:.1%} right")
     return losses
 
 
@@ -44,8 +54,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m helpers.tiny", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     train_parser = sub.add_parser("train", help="train tiny-shapes-sd from scratch (resumes from checkpoints)")
-    train_parser.add_argument("--quick", action="store_true", help="a few steps of each part, into --out")
-    train_parser.add_argument("--out", type=Path, help="pipeline folder to write (default: the shipped one)")
+    train_parser.add_argument("--quick", action="store_true",
+                              help="a few steps of each part, into its own folders (~/.cache/sd-book/"
+                                   "tiny-shapes-sd-quick): it never touches a full run's checkpoints")
+    train_parser.add_argument("--out", type=Path, help="pipeline folder to write (default: the shipped one, or "
+                                                       "the quick work folder's model/ with --quick)")
     train_parser.add_argument("--workdir", type=Path, help="checkpoint folder (default: ~/.cache/sd-book/...)")
     evaluate_parser = sub.add_parser("evaluate", help="print the model's evaluation figures as JSON")
     evaluate_parser.add_argument("--model", type=Path, help="pipeline folder (default: the shipped one)")
@@ -53,9 +66,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "train":
         config = TinyConfig().quick() if args.quick else TinyConfig()
-        if args.quick and not args.out:
-            parser.error("--quick writes a throwaway model: give it --out")
-        config = replace(config, out_dir=args.out or config.out_dir, workdir=args.workdir or config.workdir)
+        workdir = args.workdir or config.workdir
+        config = replace(config, out_dir=args.out or config.out_dir, workdir=workdir,
+                         judge_weights=workdir / "judge.safetensors" if args.quick else config.judge_weights)
         losses = train(config)
         print(json.dumps({part: [round(values[0], 4), round(values[-1], 4)] for part, values in losses.items()}))
     else:

@@ -6,8 +6,11 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPConfig, CLIPModel
+
+from ..judge import JUDGE_WEIGHTS
 
 # Stable Diffusion v1.5's scheduler_config.json, as the real repository ships it.
 SD15_SCHEDULER_CONFIG = {
@@ -26,9 +29,11 @@ SD15_SCHEDULER_CONFIG = {
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "tiny_shapes_sd"
 
 
-def default_workdir() -> Path:
-    """Where training keeps its checkpoints: ``$SD_BOOK_CACHE`` or ``~/.cache/sd-book/tiny-shapes-sd``."""
-    return Path(os.environ.get("SD_BOOK_CACHE", Path.home() / ".cache" / "sd-book")) / "tiny-shapes-sd"
+def default_workdir(quick: bool = False) -> Path:
+    """Where training keeps its checkpoints: ``$SD_BOOK_CACHE`` or ``~/.cache/sd-book``, then ``tiny-shapes-sd``, or
+    ``tiny-shapes-sd-quick`` for ``--quick``, so a quick run never touches a full run's checkpoints."""
+    name = "tiny-shapes-sd-quick" if quick else "tiny-shapes-sd"
+    return Path(os.environ.get("SD_BOOK_CACHE", Path.home() / ".cache" / "sd-book")) / name
 
 
 @dataclass
@@ -38,7 +43,7 @@ class TinyConfig:
     image_size: int = 64
     # VAE: 4 blocks like SD's, so 64x64 pictures become 8x8x4 latents.
     vae_channels: tuple[int, ...] = (16, 32, 64, 64)
-    vae_steps: int = 2500
+    vae_steps: int = 3000
     vae_batch: int = 16
     vae_lr: float = 1e-3
     vae_kl_weight: float = 1e-6
@@ -54,29 +59,35 @@ class TinyConfig:
     clip_lr: float = 1e-3
     # UNet: SD's block types on an 8x8 latent, three levels (8x8, 4x4, 2x2).
     unet_channels: tuple[int, ...] = (64, 128, 128)
-    unet_steps: int = 4800
+    unet_steps: int = 7000
     unet_batch: int = 48
     unet_lr: float = 5e-4
-    uncond_prob: float = 0.1  # empty captions, so classifier-free guidance has an unconditional model
+    uncond_prob: float = 0.1  # empty captions, as SD was trained: classifier-free guidance needs an unconditional model
     ema_decay: float = 0.999
-    # A last UNet stage calibrates guidance (see `calibrated_guidance_loss`): at SD's default scale, 7.5, the model
-    # draws as a plainly trained one would at `effective_guidance`. A caption here fixes nearly every pixel, so plain
-    # guidance 7.5 makes the sampling ODE too stiff for PNDM and LMS in 25 steps, even with a perfect denoiser.
-    guidance_scale: float = 7.5
-    effective_guidance: float = 3.0
-    guidance_steps: int = 1600
-    guidance_uncond_prob: float = 0.2
-    guidance_lr: float = 2e-4
-    dataset_size: int = 20000
+    unet_dataset_size: int = 40000  # pictures encoded once; each step samples fresh latents from their distributions
+    dataset_size: int = 20000  # pictures the VAE trains on
+    # The judge's shape classifier (``helpers.judge``), trained on outlines of renders once the VAE is trained.
+    judge_examples: int = 6000
+    judge_steps: int = 1500
+    judge_batch: int = 64
+    judge_lr: float = 2e-3
+    judge_weights: Path = JUDGE_WEIGHTS
+    # The optimiser, the same for every part: AdamW with linear warm-up, cosine decay and gradient clipping.
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    warmup_steps: int = 100
     seed: int = 0
     checkpoint_every: int = 500
+    device: str = field(default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu")
     workdir: Path = field(default_factory=default_workdir)
     out_dir: Path = SHIPPED_DIR
 
     def quick(self) -> "TinyConfig":
         """A few steps of each part: shows the losses fall, in well under a minute."""
-        return replace(self, vae_steps=30, clip_steps=30, unet_steps=40, guidance_steps=10, dataset_size=512,
-                       checkpoint_every=20, vae_batch=16, clip_batch=32, unet_batch=32)
+        return replace(self, vae_steps=30, clip_steps=30, unet_steps=40, dataset_size=512, unet_dataset_size=512,
+                       checkpoint_every=20, vae_batch=16, clip_batch=32, unet_batch=32, warmup_steps=10,
+                       judge_examples=300, judge_steps=20, workdir=default_workdir(quick=True),
+                       out_dir=default_workdir(quick=True) / "model")
 
 
 def make_vae(config: TinyConfig) -> AutoencoderKL:

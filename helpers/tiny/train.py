@@ -40,7 +40,7 @@ def foreground_mask(pixels: torch.Tensor) -> torch.Tensor:
     return ((pixels - background).abs().amax(dim=1, keepdim=True) > 0.1).float()
 
 
-def learning_rate(step: int, steps: int, base: float, warmup: int = 100) -> float:
+def learning_rate(step: int, steps: int, base: float, warmup: int) -> float:
     """Linear warm-up, then cosine decay to a tenth of the base rate."""
     if step < warmup:
         return base * (step + 1) / warmup
@@ -51,11 +51,11 @@ def learning_rate(step: int, steps: int, base: float, warmup: int = 100) -> floa
 def run_loop(name: str, model: torch.nn.Module, loss_fn: Callable[[], torch.Tensor], steps: int, lr: float,
              config: TinyConfig, ema: EMAModel | None = None) -> list[float]:
     """Optimise ``loss_fn`` for ``steps`` steps with AdamW; checkpoints to ``workdir/name.pt`` and resumes from it."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
     path = config.workdir / f"{name}.pt"
     start, losses = 0, []
     if path.exists():
-        state = torch.load(path, weights_only=False)
+        state = torch.load(path, weights_only=False, map_location=config.device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if ema is not None:
@@ -63,11 +63,11 @@ def run_loop(name: str, model: torch.nn.Module, loss_fn: Callable[[], torch.Tens
         start, losses = state["step"], state["losses"]
     for step in tqdm(range(start, steps), desc=f"training {name}", initial=start, total=steps, mininterval=5):
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, steps, lr)
+            group["lr"] = learning_rate(step, steps, lr, config.warmup_steps)
         loss = loss_fn()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         if ema is not None:
             ema.step(model.parameters())
@@ -91,11 +91,11 @@ def train_vae(config: TinyConfig) -> list[float]:
     """Train the VAE on rendered shapes and save it to ``workdir/vae``."""
     torch.manual_seed(config.seed)
     pictures, _ = shapes.make_dataset(config.dataset_size, seed=config.seed)
-    vae = make_vae(config)
+    vae = make_vae(config).to(config.device)
 
     def loss() -> torch.Tensor:
         index = torch.randint(0, len(pictures), (config.vae_batch,))
-        return vae_loss(vae, to_pixels(pictures[index.numpy()]), config)
+        return vae_loss(vae, to_pixels(pictures[index.numpy()]).to(config.device), config)
 
     losses = run_loop("vae", vae, loss, config.vae_steps, config.vae_lr, config)
     vae.save_pretrained(config.workdir / "vae")
@@ -117,7 +117,14 @@ def contrastive_batch(size: int, rng: random.Random) -> tuple[np.ndarray, list[s
 
 def clip_pixel_values(pixels: torch.Tensor) -> torch.Tensor:
     """VAE-range pixels (B, 3, H, W) in [-1, 1] -> CLIP's normalised ``pixel_values``."""
-    return ((pixels + 1) / 2 - CLIP_MEAN) / CLIP_STD
+    return ((pixels + 1) / 2 - CLIP_MEAN.to(pixels.device)) / CLIP_STD.to(pixels.device)
+
+
+def tokenize(tokenizer: CLIPTokenizer, captions: list[str], device: str | torch.device = "cpu") -> torch.Tensor:
+    """Captions -> token ids (B, 77), padded to the tokenizer's length as SD's pipeline pads them."""
+    tokens = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                       return_tensors="pt")
+    return tokens.input_ids.to(device)
 
 
 def train_clip(config: TinyConfig, tokenizer_dir: Path) -> list[float]:
@@ -125,13 +132,13 @@ def train_clip(config: TinyConfig, tokenizer_dir: Path) -> list[float]:
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir)
-    clip = make_clip(config)
+    clip = make_clip(config).to(config.device)
 
     def loss() -> torch.Tensor:
         pictures, captions = contrastive_batch(config.clip_batch, rng)
-        tokens = tokenizer(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt")
-        pixel_values = clip_pixel_values(to_pixels(pictures))
-        return clip(input_ids=tokens.input_ids, pixel_values=pixel_values, return_loss=True).loss
+        pixel_values = clip_pixel_values(to_pixels(pictures).to(config.device))
+        return clip(input_ids=tokenize(tokenizer, captions, config.device), pixel_values=pixel_values,
+                    return_loss=True).loss
 
     losses = run_loop("clip", clip, loss, config.clip_steps, config.clip_lr, config)
     clip.save_pretrained(config.workdir / "clip")
@@ -148,32 +155,13 @@ def diffusion_loss(unet: UNet2DConditionModel, noise_scheduler: DDPMScheduler, l
     return F.mse_loss(noise_pred, noise)
 
 
-def calibrated_guidance_loss(unet: UNet2DConditionModel, noise_scheduler: DDPMScheduler, latents: torch.Tensor,
-                             text_embeddings: torch.Tensor, empty_embedding: torch.Tensor, captioned: torch.Tensor,
-                             ratio: float) -> torch.Tensor:
-    """``diffusion_loss`` whose captioned rows aim only ``ratio`` of the way from the empty caption's prediction to
-    the noise.
-
-    The best captioned prediction is then ``uncond + ratio * (true - uncond)``, so guidance scale ``w`` gives
-    ``uncond + w * ratio * (true - uncond)``: what guidance ``w * ratio`` gives for a plainly trained UNet.
-    """
-    noise = torch.randn_like(latents)  # (B, 4, h, w)
-    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(latents),), device=latents.device)
-    noisy_latents = noise_scheduler.add_noise(latents, noise, timesteps)
-    with torch.no_grad():
-        empty = empty_embedding.expand(len(latents), -1, -1)  # (B, 77, d)
-        uncond = unet(noisy_latents, timesteps, encoder_hidden_states=empty).sample
-    target = torch.where(captioned.view(-1, 1, 1, 1), uncond + ratio * (noise - uncond), noise)  # (B, 4, h, w)
-    noise_pred = unet(noisy_latents, timesteps, encoder_hidden_states=text_embeddings).sample
-    return F.mse_loss(noise_pred, target)
-
-
 @torch.no_grad()
 def encode_dataset(vae: AutoencoderKL, pictures: np.ndarray, batch: int = 256) -> torch.Tensor:
     """The VAE's latent distribution of every picture, as mean and std stacked: (N, 2, 4, h, w)."""
+    device = vae.device
     parts = []
     for start in range(0, len(pictures), batch):
-        dist = vae.encode(to_pixels(pictures[start : start + batch])).latent_dist
+        dist = vae.encode(to_pixels(pictures[start : start + batch]).to(device)).latent_dist
         parts.append(torch.stack([dist.mean, dist.std], dim=1))
     return torch.cat(parts)
 
@@ -181,37 +169,28 @@ def encode_dataset(vae: AutoencoderKL, pictures: np.ndarray, batch: int = 256) -
 @torch.no_grad()
 def embed_captions(text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer, captions: list[str]) -> torch.Tensor:
     """Captions -> the text encoder's ``last_hidden_state`` (B, 77, d), which the UNet attends to."""
-    tokens = tokenizer(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt")
-    return text_encoder(tokens.input_ids).last_hidden_state
+    return text_encoder(tokenize(tokenizer, captions, text_encoder.device)).last_hidden_state
 
 
-def train_unet(config: TinyConfig, vae: AutoencoderKL, text_encoder: CLIPTextModel,
-               tokenizer: CLIPTokenizer, unet: UNet2DConditionModel | None = None, steps: int | None = None,
-               name: str = "unet", calibrate: bool = False) -> tuple[UNet2DConditionModel, list[float]]:
-    """Train (or go on training) a UNet on scaled latents of rendered shapes; returns it with EMA weights applied.
-
-    With ``calibrate`` the loss is ``calibrated_guidance_loss`` for ``config.guidance_scale``, else ``diffusion_loss``.
-    """
+def train_unet(config: TinyConfig, vae: AutoencoderKL, text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer,
+               unet: UNet2DConditionModel | None = None, steps: int | None = None,
+               name: str = "unet") -> tuple[UNet2DConditionModel, list[float]]:
+    """Train a new UNet (or go on training ``unet``) on scaled latents of rendered shapes, with ``uncond_prob`` empty
+    captions; returns it with its EMA weights applied."""
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
-    pictures, scenes = shapes.make_dataset(config.dataset_size, seed=config.seed + 1)
+    pictures, scenes = shapes.make_dataset(config.unet_dataset_size, seed=config.seed + 1)
     latent_dists = encode_dataset(vae, pictures)  # (N, 2, 4, h, w)
     noise_scheduler = DDPMScheduler.from_config(SD15_SCHEDULER_CONFIG)
-    unet = unet or make_unet(config)
+    unet = (unet or make_unet(config)).to(config.device)
     ema = EMAModel(unet.parameters(), decay=config.ema_decay)
-    empty_embedding = embed_captions(text_encoder, tokenizer, [""]) if calibrate else None  # (1, 77, d)
 
     def loss() -> torch.Tensor:
         index = torch.randint(0, len(scenes), (config.unet_batch,))
-        mean, std = latent_dists[index].unbind(dim=1)
+        mean, std = latent_dists[index.to(latent_dists.device)].unbind(dim=1)
         latents = (mean + std * torch.randn_like(std)) * vae.config.scaling_factor  # (B, 4, h, w)
         captions = ["" if rng.random() < config.uncond_prob else shapes.caption(scenes[i], rng) for i in index]
-        text_embeddings = embed_captions(text_encoder, tokenizer, captions)
-        if not calibrate:
-            return diffusion_loss(unet, noise_scheduler, latents, text_embeddings)
-        captioned = torch.tensor([text != "" for text in captions])
-        return calibrated_guidance_loss(unet, noise_scheduler, latents, text_embeddings, empty_embedding, captioned,
-                                        config.effective_guidance / config.guidance_scale)
+        return diffusion_loss(unet, noise_scheduler, latents, embed_captions(text_encoder, tokenizer, captions))
 
     losses = run_loop(name, unet, loss, steps or config.unet_steps, config.unet_lr, config, ema=ema)
     ema.copy_to(unet.parameters())
@@ -222,7 +201,7 @@ def train_unet(config: TinyConfig, vae: AutoencoderKL, text_encoder: CLIPTextMod
 def latent_scaling_factor(vae: AutoencoderKL, config: TinyConfig) -> float:
     """1 / std of latents over held-out pictures, so scaled latents have unit variance (SD's is 0.18215)."""
     pictures, _ = shapes.make_dataset(1024, seed=config.seed + 2, split="heldout")
-    return 1.0 / vae.encode(to_pixels(pictures)).latent_dist.sample().std().item()
+    return 1.0 / vae.encode(to_pixels(pictures).to(vae.device)).latent_dist.sample().std().item()
 
 
 def _train_in_subprocess(part: str, config: TinyConfig, tokenizer_dir: Path) -> list[float]:
