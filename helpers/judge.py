@@ -98,8 +98,11 @@ def foreground(picture: Image.Image | np.ndarray) -> tuple[np.ndarray, np.ndarra
     return background, shape_rgb, mask
 
 
+JUDGED_SHAPES = shapes.SHAPES + shapes.NEW_SHAPES  # the five shapes of the training pictures, and the new ones
+
+
 class ShapeClassifier(torch.nn.Module):
-    """A small CNN from a foreground mask (B, 1, 64, 64) to the five shapes."""
+    """A small CNN from a foreground mask (B, 1, 64, 64) to the shapes it knows (``JUDGED_SHAPES``)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -108,7 +111,7 @@ class ShapeClassifier(torch.nn.Module):
             torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),  # (B, 32, 16, 16)
             torch.nn.Conv2d(32, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveMaxPool2d(4),  # (B, 64, 4, 4)
         )
-        self.head = torch.nn.Linear(64 * 16, len(shapes.SHAPES))
+        self.head = torch.nn.Linear(64 * 16, len(JUDGED_SHAPES))
 
     def forward(self, masks: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(masks).flatten(1))
@@ -191,10 +194,31 @@ def judge_many(pictures: list[Image.Image | np.ndarray]) -> list[Judgement]:
         pixels_color = name_color(shape_rgb) if has_shape else None
         center, width = judge_mask(mask)
         judgements.append(Judgement(pixels_color, name_color(background),
-                                    shapes.SHAPES[label] if has_shape else None, center, width))
+                                    JUDGED_SHAPES[label] if has_shape else None, center, width))
     return judgements
 
 
 def judge(picture: Image.Image | np.ndarray) -> Judgement:
     """What one tiny-shapes-sd picture shows: its colours, its shape, where it sits and how big it is."""
     return judge_many([picture])[0]
+
+
+def assert_shows(pictures: list[Image.Image], captions: list[str], is_tiny: bool, at_least: int | None = None) -> None:
+    """Assert that the pictures show their captions (all of them, or ``at_least`` of them), as the prose beside a
+    figure says; print what the judge saw.
+
+    The judge reads tiny-shapes-sd's pictures only: with another model (``is_tiny`` false) it says so and checks
+    nothing, since a real model's pictures are photographs, not flat shapes.
+    """
+    if not is_tiny:
+        print("(The judge reads tiny-shapes-sd's pictures only: with this model, look at the figure.)")
+        return
+    if len(pictures) != len(captions):
+        raise ValueError(f"{len(pictures)} pictures but {len(captions)} captions")
+    seen = judge_many(pictures)
+    hits = [j.shows(text) for j, text in zip(seen, captions)]
+    needed = len(captions) if at_least is None else at_least
+    report = "; ".join(f"{'ok' if hit else 'MISS'}: asked {text!r}, saw {j.says()!r}"
+                       for j, text, hit in zip(seen, captions, hits))
+    assert sum(hits) >= needed, f"only {sum(hits)} of {len(captions)} pictures show their caption ({report})"
+    print(f"The judge agrees: {sum(hits)} of {len(captions)} pictures show their caption.")

@@ -8,7 +8,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import torch
 from diffusers import AutoencoderKL
 from transformers import CLIPModel, CLIPTokenizer
 

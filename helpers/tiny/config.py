@@ -1,4 +1,4 @@
-"""The one config object of tiny-shapes-sd, and the model classes it builds (all the real diffusers/transformers ones)."""
+"""The one config object of tiny-shapes-sd, and the models it builds: the real diffusers and transformers classes."""
 
 from __future__ import annotations
 

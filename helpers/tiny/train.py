@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
-from transformers import CLIPModel, CLIPTextModel, CLIPTokenizer
+from transformers import CLIPTextModel, CLIPTokenizer
 
 from .. import shapes
 from .config import SD15_SCHEDULER_CONFIG, TinyConfig, make_clip, make_unet, make_vae
@@ -48,6 +48,17 @@ def learning_rate(step: int, steps: int, base: float, warmup: int) -> float:
     return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor, grad_clip: float,
+               ema: EMAModel | None = None) -> None:
+    """One optimiser step on ``loss``: gradients, clipped to norm ``grad_clip``, then the update, then the EMA."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    if ema is not None:
+        ema.step(model.parameters())
+
+
 def run_loop(name: str, model: torch.nn.Module, loss_fn: Callable[[], torch.Tensor], steps: int, lr: float,
              config: TinyConfig, ema: EMAModel | None = None) -> list[float]:
     """Optimise ``loss_fn`` for ``steps`` steps with AdamW; checkpoints to ``workdir/name.pt`` and resumes from it."""
@@ -65,12 +76,7 @@ def run_loop(name: str, model: torch.nn.Module, loss_fn: Callable[[], torch.Tens
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, steps, lr, config.warmup_steps)
         loss = loss_fn()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        if ema is not None:
-            ema.step(model.parameters())
+        train_step(model, optimizer, loss, config.grad_clip, ema)
         losses.append(loss.item())
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == steps:
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1,
@@ -166,6 +172,17 @@ def encode_dataset(vae: AutoencoderKL, pictures: np.ndarray, batch: int = 256) -
     return torch.cat(parts)
 
 
+def sample_batch(latent_dists: torch.Tensor, scenes: list[shapes.Scene], batch_size: int, scaling_factor: float,
+                 uncond_prob: float, rng: random.Random) -> tuple[torch.Tensor, list[str]]:
+    """A training batch: latents drawn from the distributions of ``batch_size`` random pictures and scaled, and
+    their captions, each one left empty with probability ``uncond_prob`` (caption dropout)."""
+    index = torch.randint(0, len(scenes), (batch_size,))
+    mean, std = latent_dists[index.to(latent_dists.device)].unbind(dim=1)  # (B, 4, h, w) each
+    latents = (mean + std * torch.randn_like(std)) * scaling_factor
+    captions = ["" if rng.random() < uncond_prob else shapes.caption(scenes[i], rng) for i in index.tolist()]
+    return latents, captions
+
+
 @torch.no_grad()
 def embed_captions(text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer, captions: list[str]) -> torch.Tensor:
     """Captions -> the text encoder's ``last_hidden_state`` (B, 77, d), which the UNet attends to."""
@@ -186,10 +203,8 @@ def train_unet(config: TinyConfig, vae: AutoencoderKL, text_encoder: CLIPTextMod
     ema = EMAModel(unet.parameters(), decay=config.ema_decay)
 
     def loss() -> torch.Tensor:
-        index = torch.randint(0, len(scenes), (config.unet_batch,))
-        mean, std = latent_dists[index.to(latent_dists.device)].unbind(dim=1)
-        latents = (mean + std * torch.randn_like(std)) * vae.config.scaling_factor  # (B, 4, h, w)
-        captions = ["" if rng.random() < config.uncond_prob else shapes.caption(scenes[i], rng) for i in index]
+        latents, captions = sample_batch(latent_dists, scenes, config.unet_batch, vae.config.scaling_factor,
+                                         config.uncond_prob, rng)
         return diffusion_loss(unet, noise_scheduler, latents, embed_captions(text_encoder, tokenizer, captions))
 
     losses = run_loop(name, unet, loss, steps or config.unet_steps, config.unet_lr, config, ema=ema)

@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from .. import shapes
-from ..judge import ShapeClassifier, foreground
+from ..judge import JUDGED_SHAPES, ShapeClassifier, foreground
 from .config import TinyConfig
 from .train import to_pixels
 
@@ -30,16 +30,26 @@ def reconstruct(vae: AutoencoderKL, pictures: np.ndarray) -> list[Image.Image]:
     return [Image.fromarray(a) for a in array]
 
 
+def judge_dataset(n: int, seed: int) -> tuple[np.ndarray, list[shapes.Scene]]:
+    """Renders of every shape the judge knows: training scenes, one in six turned into a new shape."""
+    rng = random.Random(seed)
+    pictures, scenes = shapes.make_dataset(n, seed=seed)
+    for i in range(0, n, 6):
+        scenes[i] = shapes.with_attribute(scenes[i], "shape", rng.choice(shapes.NEW_SHAPES))
+        pictures[i] = np.asarray(shapes.render(scenes[i], seed=rng.randrange(2**31)))
+    return pictures, scenes
+
+
 def outline_examples(vae: AutoencoderKL, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Foreground masks (n, 1, H, W) of renders, a third through the VAE and a third blurred, and their shapes (n,)."""
     rng = random.Random(seed)
-    pictures, scenes = shapes.make_dataset(n, seed=seed)
+    pictures, scenes = judge_dataset(n, seed)
     through_vae = reconstruct(vae, pictures[: n // 3])
     blurred = [Image.fromarray(p).filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2.0)))
                for p in pictures[n // 3 : 2 * n // 3]]
     clean = [Image.fromarray(p) for p in pictures[2 * n // 3 :]]
     masks = np.stack([foreground(p)[2] for p in through_vae + blurred + clean])
-    labels = torch.tensor([shapes.SHAPES.index(s.shape) for s in scenes])
+    labels = torch.tensor([JUDGED_SHAPES.index(s.shape) for s in scenes])
     return torch.from_numpy(masks).float().unsqueeze(1), labels
 
 
