@@ -29,6 +29,7 @@ from nbformat import NotebookNode
 
 BOOK_DIR = Path(__file__).resolve().parent.parent / "book"
 SOLUTION_TAG, CHECK_TAG = "solution", "check"
+MODEL_ANSWER_TAG = "model-answer"  # a markdown cell inside a solution that answers an open question in words
 EXERCISE_RE = re.compile(r"^(?:`{3,}|:{3,})\{exercise(?:-start)?\}.*?^:label:\s*(\S+)", re.M | re.S)
 SOLUTION_START_RE = re.compile(r"^(?:`{3,}|:{3,})\{solution-start\}\s*(\S+)", re.M)
 SOLUTION_END_RE = re.compile(r"^(?:`{3,}|:{3,})\{solution-end\}", re.M)
@@ -98,7 +99,7 @@ def student_cell(cell: NotebookNode, label: str | None) -> NotebookNode | None:
     """The student edition's version of one cell: solutions stubbed, their gates turned into a note or dropped."""
     if cell.cell_type == "code" and SOLUTION_TAG in tags(cell):
         return nbformat.v4.new_code_cell(stub_source(cell.source, label), metadata={"tags": [SOLUTION_TAG]})
-    if cell.cell_type == "markdown" and SOLUTION_END_RE.search(cell.source):
+    if cell.cell_type == "markdown" and (SOLUTION_END_RE.search(cell.source) or MODEL_ANSWER_TAG in tags(cell)):
         return None
     if cell.cell_type == "markdown" and SOLUTION_START_RE.search(cell.source):
         return nbformat.v4.new_markdown_cell(

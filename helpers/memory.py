@@ -15,10 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-from diffusers import AutoencoderKL, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel
-
-from .models import sd15_config
+from .architectures import build_on_meta
 
 GIB = 2**30
 MIB = 2**20
@@ -41,11 +38,7 @@ def device_name(device: str | torch.device) -> str:
 
 def sd15_on_meta(part: str) -> torch.nn.Module:
     """SD v1.5's ``"unet"``, ``"vae"`` or ``"text_encoder"`` built from its shipped config on the meta device."""
-    config = sd15_config(part)
-    with torch.device("meta"):
-        if part == "text_encoder":
-            return CLIPTextModel(CLIPTextConfig(**config))
-        return {"unet": UNet2DConditionModel, "vae": AutoencoderKL}[part].from_config(config)
+    return build_on_meta("sd15", part)
 
 
 def weights_bytes(module: torch.nn.Module, dtype: torch.dtype | None = None) -> int:

@@ -19,6 +19,7 @@ from helpers.exercises import (
     CHECK_TAG,
     ERROR,
     FAIL,
+    MODEL_ANSWER_TAG,
     NOT_DONE,
     PASS,
     SOLUTION_TAG,
@@ -158,6 +159,15 @@ def test_student_notebook_replaces_solutions_and_keeps_the_checks():
     assert markdown.count("**Your answer to `ex-") == 3 and markdown.count("{exercise}") == 3
     assert "x * x" not in "\n".join(cell.source for cell in student.cells)
     assert reference.cells[5].source == "total = 2 + 3"  # the reference itself is left as it was
+
+
+def test_student_notebook_leaves_out_model_answers():
+    reference = sample_notebook()
+    gate = next(i for i, cell in enumerate(reference.cells) if "{solution-end}" in cell.source)
+    reference.cells.insert(gate, new_markdown_cell("*A model answer.* Five.", metadata={"tags": [MODEL_ANSWER_TAG]}))
+    student = student_notebook(reference)
+    assert "model answer" not in "\n".join(cell.source for cell in student.cells)
+    assert len(student.cells) == len(student_notebook(sample_notebook()).cells)
 
 
 def test_the_book_is_marked_up_for_grading():
