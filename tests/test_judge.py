@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from helpers import shapes
-from helpers.judge import judge, judge_many, name_color
+from helpers.judge import assert_shows, judge, judge_many, name_color
 
 SCENES = [
     "a red circle on a blue background",
@@ -62,3 +62,20 @@ def test_colour_names_do_not_change_with_light(name: str) -> None:
 def test_the_judge_wants_a_picture() -> None:
     with pytest.raises(TypeError, match="expected a PIL picture or a uint8 array"):
         judge(np.zeros((64, 64), dtype=np.float32))
+
+
+def test_a_figure_that_contradicts_its_claim_fails() -> None:
+    red_circle = shapes.render("a red circle on a blue background", seed=0)
+    assert_shows([red_circle], ["a red circle on a blue background"], is_tiny=True)
+    with pytest.raises(AssertionError, match="only 0 of 1 pictures show their caption"):
+        assert_shows([red_circle], ["a green star on a white background"], is_tiny=True)
+    with pytest.raises(AssertionError, match="MISS: asked 'a blue circle"):
+        assert_shows([red_circle, red_circle], ["a red circle on a blue background", "a blue circle on a red background"],
+                     is_tiny=True)
+    assert_shows([red_circle, red_circle], ["a red circle on a blue background", "a blue circle on a red background"],
+                 is_tiny=True, at_least=1)
+
+
+def test_the_judge_stands_aside_for_the_real_model(capsys: pytest.CaptureFixture) -> None:
+    assert_shows([Image.new("RGB", (512, 512))], ["a red circle on a blue background"], is_tiny=False)
+    assert "tiny-shapes-sd's pictures only" in capsys.readouterr().out

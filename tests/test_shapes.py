@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pytest
 
+from helpers import shapes
 from helpers.shapes import (
     COLORS,
     HELD_OUT,
@@ -17,15 +18,13 @@ from helpers.shapes import (
     Scene,
     all_scenes,
     caption,
+    layout,
     make_dataset,
     parse_caption,
     random_scene,
-    layout,
     render,
     shade,
 )
-from helpers import shapes
-
 
 
 def background_for(color: str) -> str:

@@ -59,7 +59,7 @@ class TinyConfig:
     clip_lr: float = 1e-3
     # UNet: SD's block types on an 8x8 latent, three levels (8x8, 4x4, 2x2).
     unet_channels: tuple[int, ...] = (64, 128, 128)
-    unet_steps: int = 7000
+    unet_steps: int = 5500
     unet_batch: int = 48
     unet_lr: float = 5e-4
     uncond_prob: float = 0.1  # empty captions, as SD was trained: classifier-free guidance needs an unconditional model

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import itertools
 import random
-import statistics
-import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -26,6 +23,7 @@ from .. import shapes
 from ..judge import Judgement, judge_many
 from ..models import ModelChoice, load_clip
 from ..schedulers import make_scheduler
+from ..timing import median_seconds
 from .train import to_pixels
 from .train_judge import reconstruct
 
@@ -217,18 +215,6 @@ def exact_denoiser_landings(vae: AutoencoderKL, scheduler_config: dict, guidance
     return landed
 
 
-def median_seconds(call: Callable[[], object], runs: int, warmups: int) -> float:
-    """Median wall time of ``call()`` over ``runs`` runs, after ``warmups`` untimed ones."""
-    for _ in range(warmups):
-        call()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 @torch.no_grad()
 def speed(pipe: StableDiffusionPipeline, runs: int = 7) -> dict[str, float]:
     """A picture's median time (PNDM, 25 steps, guidance 7.5), one guided UNet call's, and the UNet's share of the
@@ -236,7 +222,7 @@ def speed(pipe: StableDiffusionPipeline, runs: int = 7) -> dict[str, float]:
     pipe = with_scheduler(pipe, "PNDM")
     calls = []
     hook = pipe.unet.register_forward_pre_hook(lambda *_: calls.append(1))
-    picture = median_seconds(lambda: pipe(FLAGSHIP, num_inference_steps=STEPS), runs, warmups=2)
+    picture = median_seconds(lambda: pipe(FLAGSHIP, num_inference_steps=STEPS), repeats=runs, warmups=2)
     hook.remove()
     calls_per_picture = len(calls) // (runs + 2)
     unet_call = unet_seconds_per_call(pipe.unet)
@@ -248,7 +234,7 @@ def unet_seconds_per_call(unet: UNet2DConditionModel, runs: int = 60) -> float:
     """Median seconds of one guided UNet call: a batch of two latents (empty caption and caption)."""
     latents = torch.randn(2, unet.config.in_channels, unet.config.sample_size, unet.config.sample_size)
     text_embeddings = torch.randn(2, 77, unet.config.cross_attention_dim)
-    return median_seconds(lambda: unet(latents, 500, encoder_hidden_states=text_embeddings), runs, warmups=5)
+    return median_seconds(lambda: unet(latents, 500, encoder_hidden_states=text_embeddings), repeats=runs, warmups=5)
 
 
 def evaluate(model_dir: Path, n_prompts: int = 64) -> dict[str, object]:
