@@ -135,7 +135,7 @@ class Judgement:
     background: str
     shape: str | None
     center: tuple[float, float]  # the shape's centre of mass, as fractions of the picture (x, y)
-    width: float  # the width of a square of the shape's area, as a fraction of the picture
+    area: float  # the share of the picture that the shape covers
 
     @property
     def position(self) -> str | None:
@@ -147,12 +147,15 @@ class Judgement:
 
     @property
     def size(self) -> str | None:
-        """"small" or "big" where the shape's area says so clearly; None in between."""
+        """"small" or "big" where the shape's width says so clearly; None in between or without a shape."""
+        if self.shape is None:
+            return None
+        width = np.sqrt(self.area / area_per_squared_width(self.shape))
         low, high = shapes.SIZES["small"][1], shapes.SIZES["big"][0]
-        scale = 0.8  # a square of the area of a shape of width w is about 0.8 w wide (a circle: 0.89, a star: 0.6)
-        if self.width <= scale * low:
+        margin = 0.04  # generated edges are soft: a width this close to a range still counts as in it
+        if width <= low + margin:
             return "small"
-        return "big" if self.width >= scale * high else None
+        return "big" if width >= high - margin else None
 
     def shows(self, scene: shapes.Scene | str) -> bool:
         """True if the picture shows what the scene (or caption) asks for, its named size and place included."""
@@ -170,14 +173,20 @@ class Judgement:
                                            self.position if self.size != "big" else None))
 
 
+@cache
+def area_per_squared_width(shape: str) -> float:
+    """The area of an upright shape over its width squared (a circle's is pi / 4): a shape's width from its area."""
+    return float(shapes.shape_mask(shape, (0.5, 0.5), 0.6, 0.0).sum()) / (0.6 * shapes.IMAGE_SIZE) ** 2
+
+
 def judge_mask(mask: np.ndarray) -> tuple[tuple[float, float], float]:
-    """The centre of mass and the square-root width of a mask, as fractions of its side."""
+    """The centre of mass of a mask, as fractions of its side, and the share of the picture it covers."""
     size = mask.shape[0]
     weights = (mask > 0.5).astype(np.float32)
     total = max(weights.sum(), 1.0)
     y, x = np.mgrid[0:size, 0:size]
     center = (float((weights * x).sum() / total + 0.5) / size, float((weights * y).sum() / total + 0.5) / size)
-    return center, float(np.sqrt(total)) / size
+    return center, float(weights.sum()) / size**2
 
 
 @torch.no_grad()
@@ -192,9 +201,9 @@ def judge_many(pictures: list[Image.Image | np.ndarray]) -> list[Judgement]:
     for (background, shape_rgb, mask), label in zip(parts, predicted):
         has_shape = (mask > 0.5).sum() >= MIN_SHAPE_PIXELS
         pixels_color = name_color(shape_rgb) if has_shape else None
-        center, width = judge_mask(mask)
+        center, area = judge_mask(mask)
         judgements.append(Judgement(pixels_color, name_color(background),
-                                    JUDGED_SHAPES[label] if has_shape else None, center, width))
+                                    JUDGED_SHAPES[label] if has_shape else None, center, area))
     return judgements
 
 
