@@ -14,7 +14,7 @@ from transformers import CLIPModel, CLIPTokenizer
 from .config import SHIPPED_DIR, TinyConfig
 from .export import check_loads_correctly, folder_size_mb, save_pipeline
 from .tokenizer import build_tokenizer
-from .train import latent_scaling_factor, train_unet, train_vae_and_clip
+from .train import latent_scaling_factor, train_unet, train_vae_and_clip, train_vae_decoder
 from .train_judge import train_shape_classifier
 
 
@@ -36,7 +36,8 @@ def train(config: TinyConfig) -> dict[str, list[float]]:
     tokenizer_dir = shipped_tokenizer_dir(config)
     tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir)
     losses = train_vae_and_clip(config, tokenizer_dir)
-    vae = AutoencoderKL.from_pretrained(config.workdir / "vae").to(config.device)
+    losses["vae_decoder"] = train_vae_decoder(config)
+    vae = AutoencoderKL.from_pretrained(config.workdir / "vae_decoder").to(config.device)
     vae.register_to_config(scaling_factor=latent_scaling_factor(vae, config))
     judge_accuracy = train_shape_classifier(vae, config)
     clip = CLIPModel.from_pretrained(config.workdir / "clip").to(config.device)
