@@ -70,7 +70,7 @@ class TinyConfig:
     dataset_size: int = 20000  # pictures the VAE trains on
     # The judge's shape classifier (``helpers.judge``), trained on outlines of renders once the VAE is trained.
     judge_examples: int = 6000
-    judge_steps: int = 1500
+    judge_steps: int = 2500
     judge_batch: int = 64
     judge_lr: float = 2e-3
     judge_weights: Path = JUDGE_WEIGHTS
