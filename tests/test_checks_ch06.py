@@ -10,7 +10,7 @@ from diffusers import StableDiffusionPipeline
 
 from helpers.bench import max_pixel_diff
 from helpers.checks import ExerciseFailed
-from helpers.checks.ch06 import (NUM_STEPS, PROMPT, check_batch_latents, check_guidance_rescale,
+from helpers.checks.ch06 import (NEGATIVE_STEPS, NUM_STEPS, PROMPT, check_batch_latents, check_guidance_rescale,
                                  check_negative_at_one, check_resume)
 from helpers.latents import decode_latents
 from helpers.pipeline import denoise, encode_prompt, generate, make_latents
@@ -100,8 +100,8 @@ def test_guidance_rescale_fails_wrong_answers(pipe: StableDiffusionPipeline, wro
 
 @pytest.fixture(scope="module")
 def negative_effect_at_7_5(pipe: StableDiffusionPipeline) -> int:
-    pictures = [generate(pipe, PROMPT, negative_prompt=negative, num_inference_steps=NUM_STEPS, generator=seeded(0),
-                         progress=False)[0] for negative in (None, "yellow")]
+    pictures = [generate(pipe, PROMPT, negative_prompt=negative, num_inference_steps=NEGATIVE_STEPS,
+                         generator=seeded(0), progress=False)[0] for negative in (None, "yellow")]
     return max_pixel_diff(pictures[:1], pictures[1:])
 
 

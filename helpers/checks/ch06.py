@@ -22,7 +22,7 @@ BATCH_SEEDS = (10, 11, 12)
 PROMPT, NUM_STEPS = "a yellow star on a black background", 25  # the chapter's
 RESCALE_PROMPTS = ["a yellow star on a black background", "a red circle on a blue background"]
 RESCALE_STEPS, RESCALE_GUIDANCE, RESCALE_PHI = 10, 7.5, 0.7
-NEGATIVE_PROMPT, NEGATIVE_SCALES = "yellow", (1, 7.5)
+NEGATIVE_PROMPT, NEGATIVE_SCALES, NEGATIVE_STEPS = "yellow", (1, 7.5), 10
 GPU_TOLERANCE = 2  # of 255: on a GPU each of two differences may round apart by 1
 
 
@@ -100,11 +100,11 @@ def check_negative_at_one(negative_effect: Any, explanation: Any, pipe: StableDi
         expect(effect[1] == 0, f"negative_effect[1] is {effect[1]!r}, but at guidance 1 the pictures are the same: "
                                "draw both with seed 0 and compare them with max_pixel_diff")
         library = _library(pipe)
-        pictures = [library(PROMPT, negative_prompt=negative, num_inference_steps=NUM_STEPS, guidance_scale=7.5,
+        pictures = [library(PROMPT, negative_prompt=negative, num_inference_steps=NEGATIVE_STEPS, guidance_scale=7.5,
                             generator=seeded(0)).images[0] for negative in (None, NEGATIVE_PROMPT)]
         want = max_pixel_diff(pictures[:1], pictures[1:])
         expect(isinstance(effect[7.5], int) and abs(effect[7.5] - want) <= GPU_TOLERANCE,
-               f"negative_effect[7.5] is {effect[7.5]!r}, expected {want}: seed 0, {NUM_STEPS} steps of "
+               f"negative_effect[7.5] is {effect[7.5]!r}, expected {want}: seed 0, {NEGATIVE_STEPS} steps of "
                f"{type(pipe.scheduler).__name__}, without and with negative_prompt={NEGATIVE_PROMPT!r}")
         expect(isinstance(text, str) and len(text.split()) >= 20,
                "explanation: write a few sentences (20 words at least) as a string")
