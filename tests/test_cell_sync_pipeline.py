@@ -99,7 +99,7 @@ def replace_once(cells: list[nbformat.NotebookNode], old: str, new: str) -> None
 def run_until(notebook: nbformat.NotebookNode, last: int, folder: Path) -> list[nbformat.NotebookNode]:
     """Execute cells ``0..last`` (errors kept as outputs); returns the cells that raised."""
     notebook.cells = notebook.cells[: last + 1]
-    NotebookClient(notebook, timeout=600, kernel_name="python3", allow_errors=True,
+    NotebookClient(notebook, timeout=1200, kernel_name="python3", allow_errors=True,
                    resources={"metadata": {"path": str(folder)}}).execute()
     return [cell for cell in notebook.cells if any(out.output_type == "error" for out in cell.get("outputs", []))]
 
