@@ -30,11 +30,14 @@ def encode_image(vae: AutoencoderKL, image: ImageLike | torch.Tensor, generator:
 
 @torch.no_grad()
 def decode_latents(vae: AutoencoderKL, latents: torch.Tensor) -> list[Image.Image]:
-    """Scaled latents (B, 4, h, w) -> a list of PIL images (divides by the scaling factor, then decodes)."""
+    """Scaled latents (B, 4, h, w) -> PIL images: undo the scaling, then decode."""
     if not isinstance(latents, torch.Tensor):
         raise TypeError(f"expected a latents tensor, got {type(latents).__name__}")
-    if latents.ndim != 4 or latents.shape[1] != vae.config.latent_channels:
-        raise ValueError(f"expected latents shaped (B, {vae.config.latent_channels}, h, w), got {tuple(latents.shape)}")
-    pixels = vae.decode(latents.to(vae.device, vae.dtype) / vae.config.scaling_factor).sample  # (B, 3, H, W)
+    channels = vae.config.latent_channels
+    if latents.ndim != 4 or latents.shape[1] != channels:
+        shape = tuple(latents.shape)
+        raise ValueError(f"expected latents shaped (B, {channels}, h, w), got {shape}")
+    latents = latents.to(vae.device, vae.dtype) / vae.config.scaling_factor
+    pixels = vae.decode(latents).sample  # (B, 3, H, W) in [-1, 1]
     pixels = (pixels / 2 + 0.5).clamp(0, 1)
     return numpy_to_pil(pixels.float().cpu().permute(0, 2, 3, 1).numpy())

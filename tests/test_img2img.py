@@ -10,9 +10,9 @@ import torch
 from diffusers import (DPMSolverMultistepScheduler, PNDMScheduler, StableDiffusionImg2ImgPipeline,
                        StableDiffusionPipeline)
 
-from helpers import load_sample_image
+from helpers import encode_image, load_sample_image
 from helpers.bench import max_pixel_diff
-from helpers.img2img import img2img, noise_to_strength, start_step
+from helpers.img2img import get_timesteps, img2img, make_start_latents, start_step
 from helpers.tiny.config import SD15_SCHEDULER_CONFIG
 
 PROMPT = "a red star on a blue background"
@@ -20,15 +20,17 @@ STEPS = 10
 
 
 @pytest.mark.parametrize("scheduler_class", [PNDMScheduler, DPMSolverMultistepScheduler])
-def test_start_step_is_get_timesteps(scheduler_class: type) -> None:
-    scheduler = scheduler_class.from_config(SD15_SCHEDULER_CONFIG)
+def test_start_step_and_get_timesteps_are_diffusers_get_timesteps(scheduler_class: type) -> None:
+    ours, theirs = (scheduler_class.from_config(SD15_SCHEDULER_CONFIG) for _ in range(2))
     for steps in (10, 25, 50):
-        for strength in (0.0, 0.1, 0.33, 0.5, 0.62, 0.75, 1.0):
-            scheduler.set_timesteps(steps)
+        for strength in (0.1, 0.33, 0.5, 0.62, 0.75, 1.0):
+            ours.set_timesteps(steps)
+            theirs.set_timesteps(steps)
             timesteps, runs = StableDiffusionImg2ImgPipeline.get_timesteps(
-                SimpleNamespace(scheduler=scheduler), steps, strength, "cpu")
+                SimpleNamespace(scheduler=theirs), steps, strength, "cpu")
             assert start_step(steps, strength) == steps - runs
-            assert torch.equal(timesteps, scheduler.timesteps[start_step(steps, strength) * scheduler.order:])
+            assert torch.equal(get_timesteps(ours, num_inference_steps=steps, strength=strength), timesteps)
+            assert getattr(ours, "begin_index", None) == getattr(theirs, "begin_index", None)
 
 
 @pytest.mark.parametrize("strength", [-0.1, 1.5])
@@ -37,20 +39,46 @@ def test_start_step_rejects_strength_outside_0_1(strength: float) -> None:
         start_step(25, strength)
 
 
-def test_noise_to_strength_is_the_forward_process() -> None:
+def test_get_timesteps_needs_the_timesteps_set_for_the_same_count() -> None:
     scheduler = PNDMScheduler.from_config(SD15_SCHEDULER_CONFIG)
-    latents = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(1))
-    noisy, first = noise_to_strength(scheduler, latents, 25, 0.6, torch.Generator().manual_seed(2))
-    assert first == 10
-    alpha_prod_t = scheduler.alphas_cumprod[int(scheduler.timesteps[first])]
-    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(2))
+    with pytest.raises(ValueError, match="set_timesteps"):
+        get_timesteps(scheduler, num_inference_steps=10, strength=0.5)
+    scheduler.set_timesteps(20)
+    with pytest.raises(ValueError, match=r"set_timesteps\(10\)"):
+        get_timesteps(scheduler, num_inference_steps=10, strength=0.5)
+
+
+def test_get_timesteps_refuses_to_run_no_step() -> None:
+    scheduler = PNDMScheduler.from_config(SD15_SCHEDULER_CONFIG)
+    scheduler.set_timesteps(10)
+    with pytest.raises(ValueError, match="runs no step"):
+        get_timesteps(scheduler, num_inference_steps=10, strength=0.05)
+
+
+def test_make_start_latents_is_the_forward_process(sd_vae) -> None:
+    """The picture's latent sample first, then the noise, from one generator; then add_noise at the timestep."""
+    scheduler = PNDMScheduler.from_config(SD15_SCHEDULER_CONFIG)
+    scheduler.set_timesteps(25)
+    timestep = get_timesteps(scheduler, num_inference_steps=25, strength=0.6)[0]
+    pixels = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    noisy = make_start_latents(sd_vae, scheduler, pixels, timestep=timestep, batch_size=2,
+                               generator=torch.Generator().manual_seed(2))
+    generator = torch.Generator().manual_seed(2)
+    latents = encode_image(sd_vae, pixels, generator).repeat(2, 1, 1, 1)  # (2, 4, 4, 4)
+    noise = torch.randn(latents.shape, generator=generator)
+    alpha_prod_t = scheduler.alphas_cumprod[int(timestep)]
     torch.testing.assert_close(noisy, alpha_prod_t.sqrt() * latents + (1 - alpha_prod_t).sqrt() * noise)
 
 
-def test_noise_to_strength_refuses_to_run_no_step() -> None:
-    scheduler = PNDMScheduler.from_config(SD15_SCHEDULER_CONFIG)
-    with pytest.raises(ValueError, match="runs no step"):
-        noise_to_strength(scheduler, torch.zeros(1, 4, 8, 8), 10, 0.05)
+def test_img2img_sets_the_timesteps_once(tiny_pipe: StableDiffusionPipeline, monkeypatch) -> None:
+    scheduler = DPMSolverMultistepScheduler.from_config(tiny_pipe.scheduler.config)
+    pipe = StableDiffusionPipeline(**{**tiny_pipe.components, "scheduler": scheduler}, requires_safety_checker=False)
+    calls = []
+    set_timesteps = scheduler.set_timesteps
+    monkeypatch.setattr(scheduler, "set_timesteps", lambda *args, **kwargs: calls.append(args) or
+                        set_timesteps(*args, **kwargs))
+    img2img(pipe, load_sample_image(PROMPT), PROMPT, strength=0.5, num_inference_steps=4, progress=False)
+    assert calls == [(4,)]
 
 
 def library_and_ours(pipe: StableDiffusionPipeline, strength: float) -> tuple[list, list]:

@@ -13,7 +13,7 @@ from diffusers import StableDiffusionPipeline
 
 from helpers import ModelChoice, vae_scale_factor
 from helpers.bench import max_pixel_diff, sd15_sized_pipeline
-from helpers.pipeline import encode_prompt, generate, make_latents
+from helpers.pipeline import denoise, encode_prompt, generate, make_latents
 from helpers.schedulers import make_scheduler
 
 PROMPT = "a red circle on a blue background"
@@ -64,18 +64,59 @@ def test_seeds_change_the_picture(tiny_pipe: StableDiffusionPipeline) -> None:
     assert max_pixel_diff(first, second) > 1
 
 
+def seeded(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
 def test_verbs_match_the_library_parts(tiny_pipe: StableDiffusionPipeline) -> None:
     pipe = tiny_pipe
-    ours = encode_prompt(pipe.tokenizer, pipe.text_encoder, [PROMPT, "a star"], ["yellow", ""], 2)
+    ours = encode_prompt(
+        tokenizer=pipe.tokenizer,
+        text_encoder=pipe.text_encoder,
+        prompt=[PROMPT, "a star"],
+        negative_prompt=["yellow", ""],
+        num_images_per_prompt=2,
+    )
     library = pipe.encode_prompt([PROMPT, "a star"], pipe.device, 2, True, negative_prompt=["yellow", ""])
     assert all(torch.equal(a, b) for a, b in zip(ours, library))
 
     size, factor = pipe.unet.config.sample_size, vae_scale_factor(pipe.vae)
-    latents = make_latents(2, 4, size, size, pipe.scheduler, torch.Generator().manual_seed(7))
+    sigma = pipe.scheduler.init_noise_sigma
+    latents = make_latents(2, 4, size, size, init_noise_sigma=sigma, generator=seeded(7))
     assert torch.equal(latents, pipe.prepare_latents(2, 4, size * factor, size * factor, torch.float32, "cpu",
-                                                     torch.Generator().manual_seed(7)))
-    one_each = make_latents(2, 4, size, size, pipe.scheduler, [torch.Generator().manual_seed(s) for s in (7, 8)])
+                                                     seeded(7)))
+    one_each = make_latents(2, 4, size, size, init_noise_sigma=sigma, generator=[seeded(7), seeded(8)])
     assert torch.equal(one_each[:1], latents[:1]) and not torch.equal(one_each[1:], latents[1:])
+
+
+def test_make_latents_scales_by_the_sigma_it_is_given() -> None:
+    """The spread comes from the caller, not from a scheduler's hidden state."""
+    unit = make_latents(1, 4, 8, 8, init_noise_sigma=1.0, generator=seeded(3))
+    assert torch.equal(make_latents(1, 4, 8, 8, init_noise_sigma=14.6, generator=seeded(3)), unit * 14.6)
+
+
+def test_generate_sets_the_timesteps_once(tiny_pipe: StableDiffusionPipeline, monkeypatch) -> None:
+    scheduler = make_scheduler("Euler", tiny_pipe.scheduler.config)
+    calls = []
+    set_timesteps = scheduler.set_timesteps
+    monkeypatch.setattr(scheduler, "set_timesteps", lambda *args, **kwargs: calls.append(args) or
+                        set_timesteps(*args, **kwargs))
+    generate(tiny_pipe, PROMPT, num_inference_steps=3, scheduler=scheduler, progress=False)
+    assert calls == [(3,)]
+
+
+def test_denoise_runs_the_timesteps_it_is_given(tiny_pipe: StableDiffusionPipeline) -> None:
+    """``denoise`` sets nothing: it runs exactly the timesteps passed, in order."""
+    pipe, visited = tiny_pipe, []
+    scheduler = make_scheduler("DDIM", pipe.scheduler.config)
+    scheduler.set_timesteps(6)
+    prompt_embeds, negative_prompt_embeds = encode_prompt(pipe.tokenizer, pipe.text_encoder, PROMPT)
+    size = pipe.unet.config.sample_size
+    denoise(pipe.unet, scheduler, latents=make_latents(1, 4, size, size, init_noise_sigma=1.0, generator=seeded(0)),
+            timesteps=scheduler.timesteps[2:], prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_prompt_embeds, callback=lambda i, t, _: visited.append(int(t)),
+            progress=False)
+    assert visited == scheduler.timesteps[2:].tolist() and len(scheduler.timesteps) == 6
 
 
 def test_generate_refuses_sizes_the_vae_cannot_make(tiny_pipe: StableDiffusionPipeline) -> None:

@@ -1,19 +1,33 @@
-"""Checks for Chapter 6 (the pipeline rebuilt by hand). Expectations come from the library pipeline passed in."""
+"""Checks for Chapter 6 (the pipeline rebuilt by hand).
+
+Expectations come from the library: each check runs ``StableDiffusionPipeline`` on the
+parts of the pipeline passed in, with the exercise's inputs, and compares pictures.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
-from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionPipeline
+from diffusers import StableDiffusionPipeline
 from PIL import Image
 
 from ..bench import max_pixel_diff
+from ..latents import decode_latents
+from ..pipeline import encode_prompt, make_latents
+from ..schedulers import make_scheduler
 from . import Verdict, expect, run_check
 
-BATCH_PROMPTS = ["a red circle on a blue background", "a green square on a white background"]
 BATCH_SEEDS = (10, 11, 12)
-EULER_A_PROMPT = "a big white cross on a black background"
+PROMPT, NUM_STEPS = "a yellow star on a black background", 25  # the chapter's
+RESCALE_PROMPTS = ["a yellow star on a black background", "a red circle on a blue background"]
+RESCALE_STEPS, RESCALE_GUIDANCE, RESCALE_PHI = 10, 7.5, 0.7
+NEGATIVE_PROMPT, NEGATIVE_SCALES, NEGATIVE_STEPS = "yellow", (1, 7.5), 10
+GPU_TOLERANCE = 2  # of 255: on a GPU each of two differences may round apart by 1
+
+
+def seeded(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
 
 
 def _expect_tensor(answer: Any, shape: tuple[int, ...], what: str) -> None:
@@ -21,34 +35,13 @@ def _expect_tensor(answer: Any, shape: tuple[int, ...], what: str) -> None:
     expect(tuple(answer.shape) == shape, f"{what}: expected shape {shape}, got {tuple(answer.shape)}")
 
 
-def check_guidance(apply_guidance: Any) -> Verdict:
-    """``apply_guidance(uncond, text, scale)`` is classifier-free guidance, for several scales."""
-    def test(answer: Any) -> None:
-        expect(callable(answer), f"apply_guidance: expected a function, got {type(answer).__name__}")
-        uncond, text = torch.randn(2, 2, 4, 8, 8, generator=torch.Generator().manual_seed(6))
-        for scale in (0.0, 1.0, 7.5):
-            result = answer(uncond, text, scale)
-            _expect_tensor(result, tuple(uncond.shape), f"apply_guidance(..., {scale})")
-            expected = uncond + scale * (text - uncond)
-            expect(torch.allclose(result, expected, atol=1e-5),
-                   f"apply_guidance(..., guidance_scale={scale}) is not ε_uncond + s (ε_text - ε_uncond)")
-
-    return run_check("ex-06-guidance", apply_guidance, test)
-
-
-def check_batch_embeds(embeds: Any, pipe: StableDiffusionPipeline) -> Verdict:
-    """(prompt_embeds, negative_prompt_embeds) for two prompts x two pictures, negative prompt "yellow"."""
-    def test(answer: Any) -> None:
-        expect(isinstance(answer, (tuple, list)) and len(answer) == 2,
-               "embeds: expected the pair (prompt_embeds, negative_prompt_embeds) that encode_prompt returns")
-        expected = pipe.encode_prompt(BATCH_PROMPTS, pipe.device, 2, True, negative_prompt=["yellow", "yellow"])
-        for what, got, want in zip(("prompt_embeds", "negative_prompt_embeds"), answer, expected):
-            _expect_tensor(got, tuple(want.shape), f"embeds: {what}")
-            expect(torch.allclose(got.float(), want.float(), atol=1e-4),
-                   f"embeds: {what} holds other embeddings (check the prompts, the order of the rows and the "
-                   "negative prompt)")
-
-    return run_check("ex-06-batch-embeds", embeds, test)
+def _library(pipe: StableDiffusionPipeline, scheduler_name: str | None = None) -> StableDiffusionPipeline:
+    """``pipe``'s parts in a fresh library pipeline with a fresh scheduler (the pipe's class unless named)."""
+    scheduler = (make_scheduler(scheduler_name, pipe.scheduler.config) if scheduler_name
+                 else type(pipe.scheduler).from_config(pipe.scheduler.config))
+    library = StableDiffusionPipeline(**{**pipe.components, "scheduler": scheduler}, requires_safety_checker=False)
+    library.set_progress_bar_config(disable=True)
+    return library
 
 
 def check_batch_latents(batch_latents: Any, pipe: StableDiffusionPipeline) -> Verdict:
@@ -58,25 +51,77 @@ def check_batch_latents(batch_latents: Any, pipe: StableDiffusionPipeline) -> Ve
         shape = (1, pipe.unet.config.in_channels, size, size)
         _expect_tensor(answer, (len(BATCH_SEEDS), *shape[1:]), "batch_latents")
         for k, seed in enumerate(BATCH_SEEDS):
-            alone = torch.randn(shape, generator=torch.Generator().manual_seed(seed)) * pipe.scheduler.init_noise_sigma
+            alone = torch.randn(shape, generator=seeded(seed)) * pipe.scheduler.init_noise_sigma
             expect(torch.allclose(answer[k : k + 1].float().cpu(), alone, rtol=1e-3, atol=1e-3),  # float16 on a GPU
                    f"batch_latents: picture {k} does not start from seed {seed}'s noise (one generator per picture)")
 
     return run_check("ex-06-batch-latents", batch_latents, test)
 
 
-def check_euler_ancestral(euler_a_picture: Any, pipe: StableDiffusionPipeline) -> Verdict:
-    """The library pipeline's Euler ancestral picture (20 steps, guidance 7.5, seed 1), within 1 of 255."""
-    def test(answer: Any) -> None:
-        expect(isinstance(answer, Image.Image), f"euler_a_picture: expected a PIL image, got {type(answer).__name__}")
-        scheduler = EulerAncestralDiscreteScheduler.from_config(pipe.scheduler.config)
-        library = StableDiffusionPipeline(**{**pipe.components, "scheduler": scheduler}, requires_safety_checker=False)
-        library.set_progress_bar_config(disable=True)
-        expected = library(EULER_A_PROMPT, num_inference_steps=20, guidance_scale=7.5,
-                           generator=torch.Generator().manual_seed(1)).images[0]
-        expect(answer.size == expected.size, f"euler_a_picture: expected {expected.size} pixels, got {answer.size}")
-        difference = max_pixel_diff([answer], [expected])
-        expect(difference <= 1, f"euler_a_picture differs from the library's by up to {difference} of 255 (check the "
-                                "scheduler, steps, seed and prompt)")
+def check_guidance_rescale(denoise_rescaled: Any, pipe: StableDiffusionPipeline) -> Verdict:
+    """``denoise_rescaled`` gives the library's pictures for ``guidance_rescale=0.7``, two prompts, DPM-Solver++."""
+    def test(fn: Any) -> None:
+        expect(callable(fn), f"denoise_rescaled: expected a function, got {type(fn).__name__}")
+        def generators() -> list[torch.Generator]:
+            return [seeded(seed) for seed in range(len(RESCALE_PROMPTS))]
 
-    return run_check("ex-06-euler-ancestral", euler_a_picture, test)
+        expected = _library(pipe, "DPM-Solver++")(
+            RESCALE_PROMPTS, num_inference_steps=RESCALE_STEPS, guidance_scale=RESCALE_GUIDANCE,
+            guidance_rescale=RESCALE_PHI, generator=generators()).images
+
+        scheduler = make_scheduler("DPM-Solver++", pipe.scheduler.config)
+        scheduler.set_timesteps(RESCALE_STEPS, device=pipe.device)
+        prompt_embeds, negative_prompt_embeds = encode_prompt(
+            tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder, prompt=RESCALE_PROMPTS)
+        size = pipe.unet.config.sample_size
+        latents = make_latents(
+            batch_size=len(RESCALE_PROMPTS), num_channels=pipe.unet.config.in_channels, height=size, width=size,
+            init_noise_sigma=scheduler.init_noise_sigma, generator=generators(), device=pipe.device,
+            dtype=prompt_embeds.dtype)
+        result = fn(pipe.unet, scheduler, latents=latents, timesteps=scheduler.timesteps,
+                    prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_prompt_embeds,
+                    guidance_scale=RESCALE_GUIDANCE, guidance_rescale=RESCALE_PHI)
+        _expect_tensor(result, tuple(latents.shape), "denoise_rescaled(...)")
+        difference = max_pixel_diff(decode_latents(pipe.vae, result), expected)
+        expect(difference <= 1, f"denoise_rescaled's pictures differ from StableDiffusionPipeline(..., "
+                                f"guidance_rescale={RESCALE_PHI}) by up to {difference} of 255: rescale each "
+                                "picture's guided prediction to the std of its own text prediction (over every "
+                                "dimension but the batch), then mix phi * rescaled + (1 - phi) * guided")
+
+    return run_check("ex-06-guidance-rescale", denoise_rescaled, test)
+
+
+def check_negative_at_one(negative_effect: Any, explanation: Any, pipe: StableDiffusionPipeline) -> Verdict:
+    """{1: 0, 7.5: the library's largest pixel difference} for the negative prompt "yellow"; an explanation."""
+    def test(answer: tuple[Any, Any]) -> None:
+        effect, text = answer
+        expect(isinstance(effect, dict) and set(effect) == set(NEGATIVE_SCALES),
+               f"negative_effect: expected a dict with the keys {NEGATIVE_SCALES}, got {effect!r}")
+        expect(effect[1] == 0, f"negative_effect[1] is {effect[1]!r}, but at guidance 1 the pictures are the same: "
+                               "draw both with seed 0 and compare them with max_pixel_diff")
+        library = _library(pipe)
+        pictures = [library(PROMPT, negative_prompt=negative, num_inference_steps=NEGATIVE_STEPS, guidance_scale=7.5,
+                            generator=seeded(0)).images[0] for negative in (None, NEGATIVE_PROMPT)]
+        want = max_pixel_diff(pictures[:1], pictures[1:])
+        expect(isinstance(effect[7.5], int) and abs(effect[7.5] - want) <= GPU_TOLERANCE,
+               f"negative_effect[7.5] is {effect[7.5]!r}, expected {want}: seed 0, {NEGATIVE_STEPS} steps of "
+               f"{type(pipe.scheduler).__name__}, without and with negative_prompt={NEGATIVE_PROMPT!r}")
+        expect(isinstance(text, str) and len(text.split()) >= 20,
+               "explanation: write a few sentences (20 words at least) as a string")
+
+    answer = ... if negative_effect is ... or explanation is ... else (negative_effect, explanation)
+    return run_check("ex-06-negative-at-one", answer, test)
+
+
+def check_resume(resumed_picture: Any, pipe: StableDiffusionPipeline) -> Verdict:
+    """The chapter's picture (PROMPT, seed 0, NUM_STEPS steps of the pipe's scheduler) drawn in two calls."""
+    def test(answer: Any) -> None:
+        expect(isinstance(answer, Image.Image), f"resumed_picture: expected a PIL image, got {type(answer).__name__}")
+        expected = _library(pipe)(PROMPT, num_inference_steps=NUM_STEPS, generator=seeded(0)).images[0]
+        expect(answer.size == expected.size, f"resumed_picture: expected {expected.size} pixels, got {answer.size}")
+        difference = max_pixel_diff([answer], [expected])
+        expect(difference <= 1, f"resumed_picture differs from the library's by up to {difference} of 255: set the "
+                                "timesteps once, and let the second call go on with the same scheduler (its "
+                                "history), the same generator and the latents where the first call stopped")
+
+    return run_check("ex-06-resume", resumed_picture, test)
