@@ -29,6 +29,7 @@ from huggingface_hub import try_to_load_from_cache
 from safetensors.torch import load_file
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTextModel, CLIPTokenizer
 
+from . import budget
 from .device import pick_device, pick_dtype
 
 REAL_MODEL_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -147,6 +148,7 @@ def resolve_model(verbose: bool = True) -> ModelChoice:
         check_pipeline_folder(choice)
     if verbose:
         print(choice)
+    budget.chapter_model(choice)
     return choice
 
 
@@ -275,6 +277,7 @@ def load_component(component_class: type, subfolder: str, choice: ModelChoice | 
     if not hasattr(component_class, "to"):  # tokenizers and schedulers have no weights
         return component_class.from_pretrained(choice.model, **kwargs)
     model = checked_from_pretrained(component_class, choice.model, choice.dtype, **hub_variant(choice), **kwargs)
+    budget.track(model, choice)
     return model.to(choice.device)
 
 
