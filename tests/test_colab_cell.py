@@ -15,7 +15,7 @@ import yaml
 
 from built_book import ROOT, chapters
 
-SETUP_CELL = '''# Colab setup: on Google Colab this installs the course's package; elsewhere it does nothing.
+SETUP_CELL = '''# Colab setup: on Google Colab, install the course's package; elsewhere, do nothing.
 import subprocess
 import sys
 
