@@ -22,6 +22,9 @@ from helpers.pipeline import denoise, encode_prompt, generate, make_latents
 PROMPT = "a red circle on a blue background"
 STEPS = 6
 HALF = torch.float16
+# float16 keeps about three digits: the same sums in another order (ours against the library's) move a pixel by a
+# few of its 255 levels after a dozen steps, where float32 agrees within 1. A mixed dtype fails outright instead.
+HALF_PIXEL_TOLERANCE = 4
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +64,7 @@ def test_generate_in_float16_matches_the_library_and_float32(half_pipe, tiny_pip
     library = half_pipe(PROMPT, num_inference_steps=STEPS, generator=torch.Generator().manual_seed(1)).images
     in_float32 = generate(tiny_pipe, PROMPT, num_inference_steps=STEPS, generator=torch.Generator().manual_seed(1),
                           progress=False)
-    assert max_pixel_diff(ours, library) <= 2
+    assert max_pixel_diff(ours, library) <= HALF_PIXEL_TOLERANCE
     gap = np.abs(np.asarray(ours[0], np.float32) - np.asarray(in_float32[0], np.float32)).mean()
     assert gap < 4, f"float16 and float32 pictures differ by {gap:.1f} of 255 on average"
 
@@ -83,7 +86,7 @@ def test_img2img_in_float16_matches_the_library(half_pipe):
                        generator=torch.Generator().manual_seed(3)).images
     ours = img2img(half_pipe, image, PROMPT, strength=0.6, num_inference_steps=STEPS,
                    generator=torch.Generator().manual_seed(3), progress=False)
-    assert max_pixel_diff(ours, expected) <= 2
+    assert max_pixel_diff(ours, expected) <= HALF_PIXEL_TOLERANCE
 
 
 def test_the_checks_that_take_model_tensors_accept_float16(half_pipe):
