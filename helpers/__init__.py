@@ -19,6 +19,7 @@ _transformers_logging.set_verbosity(_verbosity)
 _transformers_logging.disable_progress_bar()
 _diffusers_logging.disable_progress_bar()
 
+from . import budget as _budget
 from .device import Measurement, measure, pick_device, pick_dtype
 from .images import (
     image_grid,
@@ -49,3 +50,5 @@ __all__ = [
     "markdown_table", "measure", "numpy_to_pil", "pick_device", "pick_dtype", "preprocess", "resolve_model",
     "sd15_config", "show_images", "to_pil", "vae_scale_factor",
 ]
+
+_budget.start_if_asked()  # only where SD_BOOK_BUDGET_FILE is set: the tests' GPU-world budget (helpers/budget.py)

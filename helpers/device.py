@@ -33,6 +33,16 @@ def pick_dtype(device: str | torch.device) -> torch.dtype:
     return torch.float16 if device_type == "cuda" else torch.float32
 
 
+def native_bfloat16(device: str | torch.device) -> bool:
+    """Whether ``device`` computes in bfloat16 natively: CUDA GPUs from compute capability 8.0 (Ampere) on.
+
+    Older GPUs (Colab's T4 is 7.5) emulate it with slow convolutions and a math attention that builds the whole score
+    matrix. CPUs and Apple GPUs have bfloat16 kernels of their own, so they count as native here.
+    """
+    device = torch.device(device)
+    return device.type != "cuda" or torch.cuda.get_device_capability(device) >= (8, 0)
+
+
 @dataclass(frozen=True)
 class Measurement:
     """Wall time of a call and the peak memory it added, with how the memory was measured."""

@@ -37,6 +37,15 @@ def test_add_noise(scheduler, capsys):
         check_add_noise(42, scheduler)
 
 
+def test_add_noise_accepts_a_correct_answer_after_add_noise_moved_the_schedule_to_another_device():
+    """On a GPU, the chapter's add_noise moves scheduler.alphas_cumprod to the GPU; an answer that indexes it
+    without `.to(latents.device)` is still right. The meta device stands in for the GPU, and stays untouched."""
+    scheduler = PNDMScheduler.from_config({k: v for k, v in SD15_SCHEDULER_CONFIG.items() if k != "clip_sample"})
+    scheduler.alphas_cumprod = scheduler.alphas_cumprod.to("meta")
+    assert check_add_noise(add_noise_by_hand, scheduler)
+    assert scheduler.alphas_cumprod.device.type == "meta"
+
+
 def test_crossover(scheduler, capsys):
     alphas_cumprod = scheduler.alphas_cumprod
     crossover_t = int(torch.nonzero((1 - alphas_cumprod).sqrt() > alphas_cumprod.sqrt())[0])

@@ -41,6 +41,20 @@ def test_kl(capsys):
         check_kl(1.0, posterior)
 
 
+def test_kl_in_float16_where_posterior_kl_overflows(capsys):
+    """On a GPU the posterior is float16 and posterior.kl() sums to inf; an answer in float32 is the right one."""
+    parameters = 30 + torch.randn(1, 8, 4, 4, generator=torch.Generator().manual_seed(0))  # |mean| ~ 30: 128 x 900
+    posterior = DiagonalGaussianDistribution(parameters.half())
+    assert torch.isinf(posterior.kl()).all()
+    mean, logvar = posterior.mean.float(), posterior.logvar.float()
+    assert check_kl(0.5 * (mean**2 + logvar.exp() - 1 - logvar).sum(dim=(1, 2, 3)), posterior)
+    assert "[ex-02-kl] PASS" in capsys.readouterr().out
+    with pytest.raises(ExerciseFailed, match="overflowed torch.float16.*cast mean and logvar with .float"):
+        check_kl(posterior.kl(), posterior)
+    with pytest.raises(ExerciseFailed, match="half the sum"):
+        check_kl((mean**2 + logvar.exp() - 1 - logvar).sum(dim=(1, 2, 3)), posterior)
+
+
 def record_down_shapes(vae, pixels):
     shapes = []
     hooks = [block.register_forward_hook(lambda m, args, out: shapes.append(tuple(out.shape)))

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from helpers import Measurement, measure, pick_device, pick_dtype
+from helpers.device import native_bfloat16
 
 
 @pytest.mark.parametrize(
@@ -34,6 +35,14 @@ def test_pick_dtype_is_half_on_cuda_only(device, dtype):
 def test_pick_dtype_rejects_what_is_not_a_device(device):
     with pytest.raises(ValueError, match="expected a device"):
         pick_dtype(device)
+
+
+@pytest.mark.parametrize(("capability", "native"), [((7, 5), False), ((7, 0), False), ((8, 0), True), ((9, 0), True)])
+def test_native_bfloat16_needs_a_gpu_from_ampere_on(monkeypatch, capability, native):
+    """A T4 (7.5) emulates bfloat16, slowly; an A100 (8.0) and later run it natively. CPUs have their own kernels."""
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert native_bfloat16("cuda") is native
+    assert native_bfloat16("cpu") is True
 
 
 def test_measure_times_the_call_and_passes_its_result_on():

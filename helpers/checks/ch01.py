@@ -19,10 +19,13 @@ def check_add_noise(add_noise_by_hand: Any, scheduler: Any) -> Verdict:
         latents, noise = torch.randn(3, 4, 5, 6, generator=generator), torch.randn(3, 4, 5, 6, generator=generator)
         last = scheduler.config.num_train_timesteps - 1
         timesteps = torch.tensor([0, last // 2, last])
-        got = fn(latents, noise, timesteps, scheduler.alphas_cumprod)
+        # A fresh copy on the CPU: add_noise moves a scheduler's alphas_cumprod to the latents' device (the
+        # learner's may be on the GPU now), so the whole test runs on the CPU and leaves theirs alone.
+        reference = type(scheduler).from_config(scheduler.config)
+        got = fn(latents, noise, timesteps, reference.alphas_cumprod)
         expect(isinstance(got, torch.Tensor) and got.shape == latents.shape,
                f"expected a tensor shaped {tuple(latents.shape)}, got {getattr(got, 'shape', type(got).__name__)}")
-        expected = scheduler.add_noise(latents, noise, timesteps)
+        expected = reference.add_noise(latents, noise, timesteps)
         error = (got - expected).abs().max().item()
         expect(error < 1e-5, f"differs from scheduler.add_noise by up to {error:.3g}: the coefficients are the square "
                              "roots of alpha_prod_t and 1 - alpha_prod_t, one pair per sample")
