@@ -1,6 +1,6 @@
 """Every chapter fits Colab's free T4 in under 5 minutes (estimated from its counted work), and says so at its top.
 
-The counts come from the chapters' own run under nbmake (the root conftest.py gives each kernel its budget file and
+The counts come from the chapters' own run under nbmake (tests/budget_plugin.py gives each kernel its budget file and
 runs these tests last). A chapter whose counts are missing or older than the notebook runs here, counted, once.
 After a chapter changes, ``python tests/test_gpu_budget.py`` writes each chapter's estimate into its opening line.
 """

@@ -1,4 +1,5 @@
-"""pytest settings for the whole repository: the GPU-world budget that the chapters count while nbmake runs them.
+"""A pytest plugin for the whole repository (pyproject.toml loads it): the GPU-world budget that the chapters
+count while nbmake runs them.
 
 Each chapter's kernel gets ``SD_BOOK_BUDGET_FILE`` (see helpers/budget.py) and writes its counts to
 ``_build/gpu_budget/<chapter>.json``; tests/test_gpu_budget.py, moved to the end of the run, reads them.
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-BUDGET_DIR = Path(__file__).resolve().parent / "_build" / "gpu_budget"
+BUDGET_DIR = Path(__file__).resolve().parents[1] / "_build" / "gpu_budget"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
