@@ -1,4 +1,5 @@
-"""The from-scratch DDIM step equals ``DDIMScheduler.step`` over whole trajectories, at both model sizes."""
+"""The from-scratch DDIM steps equal ``DDIMScheduler.step``: the epsilon form over whole trajectories at both model
+sizes, the v form on model-free predictions (v computed from known x0 and noise) at every timestep."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler,
 from helpers import ModelChoice
 from helpers.bench import sd15_sized_pipeline
 from helpers.pipeline import generate
-from helpers.schedulers import SCHEDULERS, CheckedDDIMScheduler, ddim_step, make_scheduler
+from helpers.schedulers import SCHEDULERS, CheckedDDIMScheduler, ddim_step, ddim_step_v, make_scheduler
 from helpers.tiny.config import SD15_SCHEDULER_CONFIG
 
 PROMPT = "a red circle on a blue background"
@@ -74,6 +75,45 @@ def test_ddim_step_refuses_what_it_does_not_implement() -> None:
     scheduler.set_timesteps(10)
     with pytest.raises(ValueError, match="noise prediction"):
         ddim_step(scheduler, torch.zeros(1, 4, 8, 8), scheduler.timesteps[0], torch.zeros(1, 4, 8, 8))
+
+
+def test_checked_scheduler_tests_the_candidate_it_is_given() -> None:
+    """An instance given a wrong candidate (the noise added instead of removed) records the mismatch."""
+    def sign_flipped(scheduler, model_output, timestep, sample, *args):
+        return ddim_step(scheduler, -model_output, timestep, sample, *args)
+
+    checked = CheckedDDIMScheduler.from_config(SD15_SCHEDULER_CONFIG)
+    checked.candidate = sign_flipped
+    checked.set_timesteps(10)
+    sample, noise_pred = torch.randn(2, 1, 4, 8, 8)
+    checked.step(noise_pred, checked.timesteps[0], sample)
+    assert checked.matches == [False]
+
+
+@pytest.mark.parametrize("spacing, zero_snr", [("leading", False), ("trailing", False), ("trailing", True)])
+def test_ddim_step_v_equals_library_on_model_free_v(spacing: str, zero_snr: bool) -> None:
+    """v = √ᾱ ε - √(1-ᾱ) x0 from known x0 and noise: both steps agree, and both recover x0 exactly."""
+    scheduler = DDIMScheduler.from_config(SD15_SCHEDULER_CONFIG, prediction_type="v_prediction",
+                                          timestep_spacing=spacing, rescale_betas_zero_snr=zero_snr)
+    scheduler.set_timesteps(10)
+    clean, noise = torch.randn(2, 2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    for t in scheduler.timesteps:
+        timesteps = t.repeat(2)
+        alpha_prod_t = scheduler.alphas_cumprod[t]
+        v = alpha_prod_t**0.5 * noise - (1 - alpha_prod_t) ** 0.5 * clean
+        assert torch.allclose(v, scheduler.get_velocity(clean, noise, timesteps), atol=1e-6)
+        sample = scheduler.add_noise(clean, noise, timesteps)
+        ours, library = ddim_step_v(scheduler, v, t, sample), scheduler.step(v, t, sample)
+        assert torch.allclose(ours.prev_sample, library.prev_sample, atol=1e-6)
+        assert torch.allclose(ours.pred_original_sample, library.pred_original_sample, atol=1e-6)
+        assert torch.allclose(ours.pred_original_sample, clean, atol=1e-5)
+
+
+def test_ddim_step_v_refuses_a_noise_predicting_scheduler() -> None:
+    scheduler = DDIMScheduler.from_config(SD15_SCHEDULER_CONFIG)
+    scheduler.set_timesteps(10)
+    with pytest.raises(ValueError, match="v prediction"):
+        ddim_step_v(scheduler, torch.zeros(1, 4, 8, 8), scheduler.timesteps[0], torch.zeros(1, 4, 8, 8))
 
 
 @pytest.mark.parametrize("name", list(SCHEDULERS))

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import torch
-from diffusers import DDPMScheduler, EulerDiscreteScheduler
+from diffusers import DDIMScheduler, DDPMScheduler, EulerDiscreteScheduler
+from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
 
 from . import Verdict, expect, run_check
 
@@ -66,4 +67,65 @@ def check_predict_epsilon(predict_epsilon: Any) -> Verdict:
     return run_check("ex-05-predict-epsilon", predict_epsilon, test)
 
 
-__all__ = ["check_crossover", "check_linear_schedule", "check_predict_epsilon", "check_sigmas"]
+def check_v_from_epsilon(v_from_epsilon: Any, scheduler_config: Mapping[str, Any]) -> Verdict:
+    """A function turning a noise prediction into v, as ``get_velocity`` defines v, for float and tensor ᾱ_t."""
+    def test(answer: Any) -> None:
+        expect(callable(answer), f"v_from_epsilon: expected a function, got {type(answer).__name__}")
+        scheduler = DDPMScheduler.from_config(scheduler_config)
+        generator = torch.Generator().manual_seed(5)
+        clean, noise = torch.randn(2, 2, 4, 8, 8, generator=generator)
+        for t in (50, 500, 950):
+            timesteps = torch.tensor([t, t])
+            sample = scheduler.add_noise(clean, noise, timesteps)
+            alpha_prod_t = scheduler.alphas_cumprod[t]
+            for given in (alpha_prod_t, float(alpha_prod_t)):
+                _expect_close(answer(sample, noise, given), scheduler.get_velocity(clean, noise, timesteps),
+                              f"v_from_epsilon(x_t, ε, alpha_prod_t of t={t})")
+
+    return run_check("ex-05-v-from-epsilon", v_from_epsilon, test)
+
+
+def check_karras_sigmas(karras_sigmas: Any, scheduler_config: Mapping[str, Any],
+                        num_inference_steps: int = 10) -> Verdict:
+    """The sigmas of ``EulerDiscreteScheduler(use_karras_sigmas=True)`` for ``num_inference_steps``, without the 0."""
+    def test(answer: Any) -> None:
+        karras = EulerDiscreteScheduler.from_config(scheduler_config, use_karras_sigmas=True)
+        karras.set_timesteps(num_inference_steps)
+        _expect_close(answer, karras.sigmas[:-1], "karras_sigmas")
+
+    return run_check("ex-05-karras-sigmas", karras_sigmas, test)
+
+
+def check_zero_terminal_snr(rescale_zero_terminal_snr: Any, scheduler_config: Mapping[str, Any]) -> Verdict:
+    """A function rescaling betas to zero terminal SNR, as ``DDIMScheduler(rescale_betas_zero_snr=True)`` does."""
+    def test(answer: Any) -> None:
+        expect(callable(answer), f"rescale_zero_terminal_snr: expected a function, got {type(answer).__name__}")
+        for schedule in ({**scheduler_config}, {**scheduler_config, "beta_schedule": "linear",
+                                                "beta_start": 0.0001, "beta_end": 0.02}):
+            betas = DDIMScheduler.from_config(schedule).betas
+            expected = DDIMScheduler.from_config(schedule, rescale_betas_zero_snr=True).betas
+            _expect_close(answer(betas.clone()), expected,
+                          f"rescale_zero_terminal_snr(betas of {schedule['beta_schedule']!r})")
+
+    return run_check("ex-05-zero-terminal-snr", rescale_zero_terminal_snr, test)
+
+
+def check_rescale_noise_cfg(rescale: Any) -> Verdict:
+    """A function ``(noise_cfg, noise_pred_text, guidance_rescale)`` equal to diffusers' ``rescale_noise_cfg``."""
+    def test(answer: Any) -> None:
+        expect(callable(answer), f"rescale_noise_cfg: expected a function, got {type(answer).__name__}")
+        generator = torch.Generator().manual_seed(5)
+        # A batch of two pictures whose predictions differ in scale: each is rescaled by its own std.
+        scale = torch.tensor([1.0, 3.0]).view(2, 1, 1, 1)
+        noise_pred_text = torch.randn(2, 4, 8, 8, generator=generator) * scale
+        noise_cfg = noise_pred_text * 4 + torch.randn(2, 4, 8, 8, generator=generator)
+        for guidance_rescale in (0.0, 0.7, 1.0):
+            _expect_close(answer(noise_cfg, noise_pred_text, guidance_rescale),
+                          rescale_noise_cfg(noise_cfg, noise_pred_text, guidance_rescale),
+                          f"rescale_noise_cfg(..., guidance_rescale={guidance_rescale}) on a batch of two")
+
+    return run_check("ex-05-guidance-rescale", rescale, test)
+
+
+__all__ = ["check_crossover", "check_karras_sigmas", "check_linear_schedule", "check_predict_epsilon",
+           "check_rescale_noise_cfg", "check_sigmas", "check_v_from_epsilon", "check_zero_terminal_snr"]
