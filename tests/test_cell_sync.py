@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import nbformat
 import pytest
 from nbclient.exceptions import CellExecutionError
 
@@ -15,9 +16,17 @@ BOOK_CELLS = [cell for notebook in sorted((ROOT / "book").glob("*.ipynb")) for c
 CHAPTER_5 = ROOT / "book" / "05_schedulers.ipynb"
 
 
-def test_chapter_5_registers_its_ddim_steps() -> None:
-    names = {name for cell in mirrored_cells(CHAPTER_5) for name in definitions(cell.source)}
-    assert {"ddim_step", "ddim_step_v"} <= names
+CHAPTER_6 = ROOT / "book" / "06_pipeline.ipynb"
+CHAPTER_7 = ROOT / "book" / "07_img2img_and_training.ipynb"
+
+
+@pytest.mark.parametrize(("chapter", "names"), [
+    (CHAPTER_5, {"ddim_step", "ddim_step_v"}),
+    (CHAPTER_6, {"encode_prompt", "make_latents", "denoise", "decode_latents", "generate"}),
+    (CHAPTER_7, {"get_timesteps", "make_start_latents", "img2img", "sample_batch", "diffusion_loss", "train_step"}),
+], ids=lambda value: value.stem if hasattr(value, "stem") else "")
+def test_the_chapters_register_what_they_write(chapter, names: set[str]) -> None:
+    assert names <= {name for cell in mirrored_cells(chapter) for name in definitions(cell.source)}
 
 
 @pytest.mark.parametrize("cell", BOOK_CELLS, ids=str)
@@ -51,3 +60,32 @@ def test_a_sign_flipped_in_the_chapters_ddim_step_fails_its_equality_check() -> 
         run_until(CHAPTER_5, lambda c: "assert all(checked.matches)" in c.source, edits={cell.index: wrong})
     assert "AssertionError" in str(failure.value)
     assert "assert all(checked.matches)" in str(failure.value)
+
+
+def edited_cell(chapter, function: str, right: str, wrong: str) -> dict[int, str]:
+    """The cell of ``chapter`` that writes ``function``, with ``right`` replaced by ``wrong`` (once)."""
+    cell = next(cell for cell in mirrored_cells(chapter) if function in definitions(cell.source))
+    assert cell.source.count(right) == 1
+    return {cell.index: cell.source.replace(right, wrong)}
+
+
+def fewer_steps(chapter, line: str, fewer: str) -> dict[int, str]:
+    """The cell of ``chapter`` that sets the step count, set to fewer steps so the run stays short."""
+    nb = nbformat.read(chapter, as_version=4)
+    index = next(i for i, cell in enumerate(nb.cells) if line in cell.source)
+    return {index: nb.cells[index].source.replace(line, fewer)}
+
+
+@pytest.mark.parametrize(("chapter", "function", "right", "wrong", "proof", "steps"), [
+    (CHAPTER_6, "denoise", "noise_pred_text - noise_pred_uncond", "noise_pred_uncond - noise_pred_text",
+     "assert difference <= 1", ("NUM_STEPS = 25", "NUM_STEPS = 6")),
+    (CHAPTER_7, "make_start_latents", "encode_image(vae, image, generator)", "encode_image(vae, image)",
+     "assert gap <= 1", ("NUM_STEPS = 50", "NUM_STEPS = 10")),
+], ids=["guidance the wrong way round", "latent sample without the generator"])
+def test_a_wrong_verb_fails_the_chapters_proof(chapter, function: str, right: str, wrong: str, proof: str,
+                                              steps: tuple[str, str]) -> None:
+    """A learner's wrong edit of a verb in chapter 6 or 7 stops the chapter at its proof against diffusers."""
+    edits = {**fewer_steps(chapter, *steps), **edited_cell(chapter, function, right, wrong)}
+    with pytest.raises(CellExecutionError) as failure:
+        run_until(chapter, lambda cell: proof in cell.source, edits=edits, timeout=1200)
+    assert "AssertionError" in str(failure.value) and proof in str(failure.value)
