@@ -15,23 +15,19 @@ from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from built_book import ROOT, chapters, executed_notebooks
-from helpers.exercises import (
-    CHECK_TAG,
+from helpers.exercises import main, student_notebook, write_student_edition
+from helpers.grading import (
     ERROR,
     FAIL,
     NOT_DONE,
     PASS,
-    SOLUTION_TAG,
     Result,
-    bound_names,
-    exercise_cells,
+    Submission,
+    check_verdicts,
     grade,
-    grade_notebook,
-    main,
-    student_notebook,
-    tags,
-    write_student_edition,
+    reference_exercises,
 )
+from helpers.markup import CHECK_TAG, SOLUTION_TAG, bound_names, exercise_cells, tags
 
 BOOK_NOTEBOOKS = chapters()
 
