@@ -44,6 +44,7 @@ RUNNER = HELPERS_DIR / "notebook_runner.py"
 # The variables a graded kernel keeps from the grader's environment; everything else (tokens, keys) stays out.
 ENV_ALLOWLIST = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SD_BOOK_MODEL", "CUDA_VISIBLE_DEVICES", "HF_HOME",
                  "HF_HUB_CACHE", "OMP_NUM_THREADS")
+SOURCE_INDEX = "grader_source_index"  # a run's cell -> its index in the notebook it came from, for the grade sheet
 UNSHARE = ["unshare", "--net", "--pid", "--fork", "--kill-child"]
 
 
@@ -155,6 +156,7 @@ def student_run(student: NotebookNode, exercises: dict[str, Exercise], answers: 
     run = without_outputs(student)
     cells = []
     for index, _, cell in exercise_cells(run):
+        cell.metadata[SOURCE_INDEX] = index
         cells += [] if CHECK_TAG in tags(cell) else [cell]
         if index in saving_after:
             exercise = exercises[saving_after[index]]
@@ -170,7 +172,8 @@ def grading_run(reference: NotebookNode, exercises: dict[str, Exercise], answers
     """The reference notebook with each exercise's solution cells replaced by one cell loading the saved answers."""
     run = without_outputs(reference)
     cells, loaded = [], set()
-    for _, label, cell in exercise_cells(run):
+    for index, label, cell in exercise_cells(run):
+        cell.metadata[SOURCE_INDEX] = index
         if SOLUTION_TAG not in tags(cell) or label not in exercises:
             cells.append(cell)
         elif label not in loaded:
@@ -335,7 +338,8 @@ def check_verdicts(checked: NotebookNode | None, exercises: dict[str, Exercise])
 
 def crashed_cells(ran: NotebookNode, name: str, student: str, where: str, graded_tags: set[str]) -> list[Result]:
     """One ERROR per cell that raised outside the graded ones (``graded_tags``): it may explain failures after it."""
-    return [problem(name, f"{where} {index}", f"{error.ename}: {error.evalue}", student)
+    return [problem(name, f"{where} {cell.metadata.get(SOURCE_INDEX, index)}", f"{error.ename}: {error.evalue}",
+                    student)
             for index, cell in enumerate(ran.cells)
             if cell.cell_type == "code" and not graded_tags & set(tags(cell)) and (error := cell_error(cell)) is not None]
 
