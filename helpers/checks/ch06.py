@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionPipeline
+from diffusers import EulerAncestralDiscreteScheduler, EulerDiscreteScheduler, StableDiffusionPipeline
 from PIL import Image
 
 from ..bench import max_pixel_diff
-from . import Verdict, expect, run_check
+from . import Verdict, expect, quiet_copy, run_check
 
 BATCH_PROMPTS = ["a red circle on a blue background", "a green square on a white background"]
 BATCH_SEEDS = (10, 11, 12)
@@ -51,16 +51,36 @@ def check_batch_embeds(embeds: Any, pipe: StableDiffusionPipeline) -> Verdict:
     return run_check("ex-06-batch-embeds", embeds, test)
 
 
-def check_batch_latents(batch_latents: Any, pipe: StableDiffusionPipeline) -> Verdict:
-    """Three starting latents at the native size, picture k drawn alone from seed 10 + k, times init_noise_sigma."""
+def euler_init_noise_sigma(pipe: StableDiffusionPipeline, num_inference_steps: int | None) -> float:
+    """``init_noise_sigma`` of an Euler scheduler on the pipeline's schedule, set to ``num_inference_steps`` steps
+    (None: not set), where it is the largest sigma the loop visits."""
+    euler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+    if num_inference_steps is not None:
+        euler.set_timesteps(num_inference_steps)
+    return float(euler.init_noise_sigma)
+
+
+def check_batch_latents(batch_latents: Any, pipe: StableDiffusionPipeline, num_inference_steps: int) -> Verdict:
+    """Three starting latents at the native size for an Euler scheduler set to ``num_inference_steps`` steps: picture
+    k drawn alone from seed 10 + k, times the scheduler's ``init_noise_sigma`` (far from 1 for Euler)."""
     def test(answer: Any) -> None:
         size = pipe.unet.config.sample_size
         shape = (1, pipe.unet.config.in_channels, size, size)
         _expect_tensor(answer, (len(BATCH_SEEDS), *shape[1:]), "batch_latents")
+        sigma, sigma_unset = (euler_init_noise_sigma(pipe, steps) for steps in (num_inference_steps, None))
         for k, seed in enumerate(BATCH_SEEDS):
-            alone = torch.randn(shape, generator=torch.Generator().manual_seed(seed)) * pipe.scheduler.init_noise_sigma
-            expect(torch.allclose(answer[k : k + 1].float().cpu(), alone, rtol=1e-3, atol=1e-3),  # float16 on a GPU
-                   f"batch_latents: picture {k} does not start from seed {seed}'s noise (one generator per picture)")
+            noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+            got = answer[k : k + 1].float().cpu()
+
+            def starts_from(scale: float) -> bool:
+                return torch.allclose(got, noise * scale, rtol=1e-3, atol=1e-3 * scale)  # float16 on a GPU
+
+            expect(not starts_from(1.0), f"batch_latents: picture {k} is the bare noise: multiply it by the "
+                                         f"scheduler's init_noise_sigma ({sigma:.4g} here)")
+            expect(not starts_from(sigma_unset), "batch_latents: init_noise_sigma was read before set_timesteps: "
+                                                 f"call set_timesteps({num_inference_steps}) first")
+            expect(starts_from(sigma), f"batch_latents: picture {k} does not start from seed {seed}'s noise times "
+                                       f"{sigma:.4g} (one generator per picture)")
 
     return run_check("ex-06-batch-latents", batch_latents, test)
 
@@ -70,9 +90,7 @@ def check_euler_ancestral(euler_a_picture: Any, pipe: StableDiffusionPipeline) -
     def test(answer: Any) -> None:
         expect(isinstance(answer, Image.Image), f"euler_a_picture: expected a PIL image, got {type(answer).__name__}")
         scheduler = EulerAncestralDiscreteScheduler.from_config(pipe.scheduler.config)
-        library = StableDiffusionPipeline(**{**pipe.components, "scheduler": scheduler}, requires_safety_checker=False)
-        library.set_progress_bar_config(disable=True)
-        expected = library(EULER_A_PROMPT, num_inference_steps=20, guidance_scale=7.5,
+        expected = quiet_copy(pipe, scheduler=scheduler)(EULER_A_PROMPT, num_inference_steps=20, guidance_scale=7.5,
                            generator=torch.Generator().manual_seed(1)).images[0]
         expect(answer.size == expected.size, f"euler_a_picture: expected {expected.size} pixels, got {answer.size}")
         difference = max_pixel_diff([answer], [expected])
