@@ -19,6 +19,7 @@ from typing import Sequence
 import nbformat
 from nbformat import NotebookNode
 
+from .cli import whole_number_at_least_1
 from .grading import grade_command
 from .markup import (
     SOLUTION_END_RE,
@@ -100,17 +101,6 @@ def write_student_edition(notebooks: Sequence[Path], out_dir: Path, force: bool 
 # Command line ----------------------------------------------------------------------------------------------------
 
 
-def positive_seconds(text: str) -> int:
-    """``--timeout``: a whole number of seconds above 0 (0 would mean no limit at all)."""
-    try:
-        seconds = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of seconds, got {text!r}") from None
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"must be above 0 seconds, got {seconds}: every notebook needs a time limit")
-    return seconds
-
-
 def parser() -> argparse.ArgumentParser:
     commands = argparse.ArgumentParser(prog="python -m helpers.exercises", description=__doc__,
                                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -124,8 +114,10 @@ def parser() -> argparse.ArgumentParser:
                         help="notebooks, or folders of them (one sub-folder or file-name prefix per student)")
     grader.add_argument("--reference", type=Path, default=BOOK_DIR,
                         help="folder of the reference notebooks, matched by file name (default: book/)")
-    grader.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default 1)")
-    grader.add_argument("--timeout", type=positive_seconds, default=600,
+    grader.add_argument("--jobs", type=whole_number_at_least_1("one submission at a time is the least"), default=1,
+                        help="submissions graded at once (default 1)")
+    no_limit = "0 would mean no limit, and a notebook that loops would never end"
+    grader.add_argument("--timeout", type=whole_number_at_least_1(no_limit), default=600,
                         help="seconds each run of a notebook may take before its kernel is killed (default 600)")
     grader.add_argument("--csv", type=Path, help="write a gradebook here, and one feedback file per student beside it")
     return commands

@@ -355,7 +355,7 @@ def find_submissions(paths: Sequence[Path], reference_dir: Path) -> list[Submiss
         raise KitError(f"no reference notebooks in {reference_dir}: pass --reference with the book's folder")
     submissions = []
     for top in paths:
-        found = notebooks_in([top]) if top.is_file() else [*sorted(top.glob("*.ipynb")), *sorted(top.glob("*/*.ipynb"))]
+        found = notebooks_in([top]) if not top.is_dir() else [*sorted(top.glob("*.ipynb")), *sorted(top.glob("*/*.ipynb"))]
         if not found:
             raise KitError(f"no notebooks (*.ipynb) in {top} or its sub-folders")
         for path in found:
