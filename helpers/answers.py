@@ -11,6 +11,7 @@ tensors, and a function as its source code, which is screened and only defined, 
 from __future__ import annotations
 
 import ast
+import dis
 import importlib
 import inspect
 import textwrap
@@ -100,8 +101,8 @@ def function_record(function: types.FunctionType, namespace: dict[str, Any]) -> 
                 add(found)
             elif callable(found) and getattr(found, "__module__", None) and hasattr(found, "__qualname__"):
                 imports[name] = f"{found.__module__}:{found.__qualname__}"  # from math import log10
-            elif not isinstance(found, torch.nn.Module):
-                values[name] = encode(found, namespace)
+            elif not isinstance(found, torch.nn.Module) and not is_unsupported(encoded := encode(found, namespace)):
+                values[name] = encoded  # else (a model, a scheduler) the grading run has the reference's own
 
     add(function)
     return {"name": function.__name__, "sources": sources, "imports": imports, "values": values}
@@ -128,10 +129,16 @@ def function_source(function: types.FunctionType) -> str:
     raise OSError(f"the source of {function.__name__} was not found")
 
 
+def is_unsupported(encoded: Any) -> bool:
+    return isinstance(encoded, dict) and encoded.get(KIND) == "unsupported"
+
+
 def names_used(code: types.CodeType) -> set[str]:
-    """Global names a function's code (and the code nested in it: lambdas, comprehensions) looks up."""
+    """Global names a function's code (and the code nested in it: lambdas, comprehensions) looks up; attribute names
+    (``x.shape``) are not among them."""
+    loads = {op.argval for op in dis.get_instructions(code) if op.opname in ("LOAD_GLOBAL", "LOAD_NAME")}
     nested = [const for const in code.co_consts if isinstance(const, types.CodeType)]
-    return set(code.co_names).union(*(names_used(inner) for inner in nested))
+    return loads.union(*(names_used(inner) for inner in nested))
 
 
 # Loading, in the grading kernel ----------------------------------------------------------------------------------
@@ -213,9 +220,10 @@ def screened(source: str, name: str) -> ast.Module:
                  and isinstance(definition.targets[0], ast.Name) and isinstance(definition.value, ast.Lambda))
     if not (isinstance(definition, ast.FunctionDef) and not definition.decorator_list) and not is_lambda:
         refuse("write it as one plain `def` (no decorator, no class) at the top level of a cell")
-    local_names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)
-                   and isinstance(node.ctx, ast.Store)} | {arg.arg for arg in ast.walk(tree) if isinstance(arg, ast.arg)}
-    for node in ast.walk(tree):
+    nodes = list(ast.walk(tree))
+    local_names = {node.id for node in nodes if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+    local_names |= {node.arg for node in nodes if isinstance(node, ast.arg)}
+    for node in nodes:
         refuse.if_unsafe(node, local_names)
     return tree
 

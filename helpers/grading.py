@@ -34,8 +34,8 @@ import nbformat
 from IPython.core.inputtransformer2 import TransformerManager
 from nbformat import NotebookNode
 
-from .notebook_runner import KERNEL_PID_FILE
 from .markup import CHECK_TAG, SOLUTION_TAG, KitError, bound_names, exercise_cells, notebooks_in, tags
+from .notebook_runner import KERNEL_PID_FILE
 
 PASS, FAIL, NOT_DONE, ERROR = "PASS", "FAIL", "NOT DONE", "ERROR"
 FAILED_ERRORS = ("ExerciseFailed", "AssertionError")  # a wrong answer, as opposed to code that crashed
@@ -129,7 +129,7 @@ def without_outputs(nb: NotebookNode) -> NotebookNode:
 
 
 def reference_exercises(reference: NotebookNode) -> dict[str, Exercise]:
-    """label -> Exercise, in the reference notebook's order; an answer is what its solutions bind and its check reads."""
+    """label -> Exercise, in the reference notebook's order; the answer is what the solutions bind and the check reads."""
     bound: dict[str, set[str]] = {}
     exercises: dict[str, Exercise] = {}
     for _, label, cell in exercise_cells(reference):
@@ -233,8 +233,8 @@ def execute_apart(nb: NotebookNode, folder: Path, timeout: int, threads: int = 1
                                start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         printed, _ = process.communicate(timeout=timeout)
-        lines = printed.strip().splitlines()
-        problem = (lines[-1] if lines else f"the run ended with status {process.returncode}") if process.returncode else ""
+        last_line = (printed.strip().splitlines() or [f"the run ended with status {process.returncode}"])[-1]
+        problem = last_line if process.returncode else ""
     except subprocess.TimeoutExpired:
         stop(process, work)
         problem = f"stopped after {timeout} s (--timeout): the notebook's kernel was killed"
@@ -341,7 +341,8 @@ def crashed_cells(ran: NotebookNode, name: str, student: str, where: str, graded
     return [problem(name, f"{where} {cell.metadata.get(SOURCE_INDEX, index)}", f"{error.ename}: {error.evalue}",
                     student)
             for index, cell in enumerate(ran.cells)
-            if cell.cell_type == "code" and not graded_tags & set(tags(cell)) and (error := cell_error(cell)) is not None]
+            if cell.cell_type == "code" and not graded_tags & set(tags(cell))
+            and (error := cell_error(cell)) is not None]
 
 
 # Grading a class -------------------------------------------------------------------------------------------------
@@ -349,13 +350,15 @@ def crashed_cells(ran: NotebookNode, name: str, student: str, where: str, graded
 
 def find_submissions(paths: Sequence[Path], reference_dir: Path) -> list[Submission]:
     """Every handed-in notebook under ``paths``, with its reference notebook (matched by the end of its file name)
-    and its student: the sub-folder it lies in, else its file name's prefix (``alice_02_vae.ipynb``), else its folder."""
+    and its student: the sub-folder it lies in, else its file name's prefix (``alice_02_vae.ipynb``), else its
+    folder."""
     references = sorted(reference_dir.glob("*.ipynb")) if reference_dir.is_dir() else []
     if not references:
         raise KitError(f"no reference notebooks in {reference_dir}: pass --reference with the book's folder")
     submissions = []
     for top in paths:
-        found = notebooks_in([top]) if not top.is_dir() else [*sorted(top.glob("*.ipynb")), *sorted(top.glob("*/*.ipynb"))]
+        in_folder = [*sorted(top.glob("*.ipynb")), *sorted(top.glob("*/*.ipynb"))] if top.is_dir() else []
+        found = in_folder if top.is_dir() else notebooks_in([top])
         if not found:
             raise KitError(f"no notebooks (*.ipynb) in {top} or its sub-folders")
         for path in found:

@@ -3,10 +3,14 @@ tests of the student edition and the grader: it runs in seconds where a chapter 
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import nbformat
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from helpers.exercises import main
 from helpers.markup import CHECK_TAG, SOLUTION_TAG, tags
 
 LABELS = ("ex-total", "ex-square", "ex-range")
@@ -77,3 +81,11 @@ def with_checks(nb: NotebookNode, sources: list[str | None]) -> NotebookNode:
             cells.append(cell)
     changed.cells = cells
     return changed
+
+
+def run_main(argv: list[str]) -> tuple[int, str]:
+    """``python -m helpers.exercises`` in this process: exit status and what it printed."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        status = main(argv)
+    return status, buffer.getvalue()

@@ -27,8 +27,7 @@ from helpers.grading import (
     reference_exercises,
 )
 from helpers.markup import CHECK_TAG, SOLUTION_TAG, bound_names, exercise_cells, tags
-from sample_book import paste_solutions, sample_notebook
-from test_grading import run_main
+from sample_book import paste_solutions, run_main, sample_notebook
 
 BOOK_NOTEBOOKS = chapters()
 

@@ -8,20 +8,19 @@ forever, one hands in a file that is not a notebook, and one has cells that cras
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import io
 import os
+import shutil
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell
 
-from built_book import ROOT
-from helpers.exercises import main, student_notebook
-from helpers.grading import ERROR, FAIL, NOT_DONE, PASS, find_submissions
-from sample_book import LABELS, paste_solutions, sample_notebook, with_checks, with_solutions
+from helpers import grading
+from helpers.exercises import student_notebook
+from helpers.grading import ERROR, FAIL, NOT_DONE, PASS, GradingAborted, execute_apart, find_submissions
+from sample_book import LABELS, paste_solutions, run_main, sample_notebook, with_checks, with_solutions
 
 TIMEOUT = 60  # seconds per run of a notebook: ample for the sample, and what the student who loops costs
 LOOP_FOREVER = "import time\nwhile True:\n    try:\n        time.sleep(0.1)\n    except BaseException:\n        pass"
@@ -67,14 +66,6 @@ EXPECTED_GRADEBOOK = [
 ]
 
 
-def run_main(argv: list[str]) -> tuple[int, str]:
-    """``python -m helpers.exercises`` in this process: exit status and what it printed."""
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        status = main(argv)
-    return status, buffer.getvalue()
-
-
 @pytest.fixture(scope="module")
 def graded_class(tmp_path_factory) -> tuple[int, str, Path]:
     """The whole class graded by one command: exit status, grade sheet, and the folder holding grades.csv."""
@@ -84,10 +75,8 @@ def graded_class(tmp_path_factory) -> tuple[int, str, Path]:
         path = folder / "handed-in" / student / "sample.ipynb"
         path.parent.mkdir(parents=True)
         path.write_text(handed_in) if isinstance(handed_in, str) else nbformat.write(handed_in, path)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PYTHONPATH", str(ROOT))
-        status, printed = run_main(["grade", str(folder / "handed-in"), "--reference", str(folder / "reference"),
-                                    "--csv", str(folder / "grades.csv"), "--jobs", "2", "--timeout", str(TIMEOUT)])
+    status, printed = run_main(["grade", str(folder / "handed-in"), "--reference", str(folder / "reference"),
+                                "--csv", str(folder / "grades.csv"), "--jobs", "2", "--timeout", str(TIMEOUT)])
     return status, printed, folder
 
 
@@ -169,3 +158,31 @@ def test_students_are_told_apart_by_sub_folder_or_file_prefix(tmp_path):
     assert found == {("02_vae.ipynb", "02_vae.ipynb", "in"), ("alice_02_vae.ipynb", "02_vae.ipynb", "alice"),
                      ("bob-01_idea.ipynb", "01_idea.ipynb", "bob"), ("notes.ipynb", None, "notes"),
                      ("01_idea.ipynb", "01_idea.ipynb", "carol")}
+
+
+def test_a_run_sees_no_secrets_and_no_network(tmp_path, monkeypatch):
+    """The kernel gets a cleaned environment and, where unshare is allowed, no route out."""
+    monkeypatch.setenv("GRADER_API_TOKEN", "do-not-leak")
+    probe = new_code_cell("import os, socket\n"
+                          "print(sorted(name for name in os.environ if 'TOKEN' in name))\n"
+                          "try:\n    socket.create_connection(('192.0.2.1', 80), timeout=3)\n"
+                          "except OSError as error:\n    print('no network:', type(error).__name__)")
+    nb = nbformat.v4.new_notebook(cells=[probe])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    ran, trouble = execute_apart(nb, tmp_path, TIMEOUT)
+    printed = "".join(out.get("text", "") for out in ran.cells[0].outputs)
+    assert trouble == "" and printed.startswith("[]\n"), printed
+    if grading.network_cut_prefix():
+        assert "no network: OSError" in printed, printed
+
+
+def test_student_code_that_changes_the_graders_files_stops_grading(tmp_path, monkeypatch):
+    copy = tmp_path / "helpers"
+    shutil.copytree(grading.HELPERS_DIR, copy, ignore=shutil.ignore_patterns("__pycache__", "tiny_shapes_sd"))
+    monkeypatch.setattr(grading, "HELPERS_DIR", copy)
+    fingerprint = grading.helpers_fingerprint()
+    grading.expect_untouched(fingerprint, Path("alice/02_vae.ipynb"))  # nothing changed
+    (copy / "checks" / "__init__.py").write_text("# edited by a student\n", encoding="utf-8")
+    with pytest.raises(GradingAborted, match=r"changed on disk while alice/02_vae\.ipynb ran: student code wrote to "
+                                             r"the grader's files\. Restore them"):
+        grading.expect_untouched(fingerprint, Path("alice/02_vae.ipynb"))

@@ -74,8 +74,9 @@ def check_prompt_rows(prompt_rows: Any, pipe: Any) -> Verdict:
         expect(all(tile.std() > 1 for tile in tiles),
                "a picture of the grid is one flat colour: paste the pipeline's pictures, two per prompt")
         for i, j in itertools.combinations(range(len(tiles)), 2):
-            expect(not np.array_equal(tiles[i], tiles[j]), f"pictures {i} and {j} of the grid are the same picture: "
-                                                           "one call with num_images_per_prompt=2 draws new noise for each")
+            expect(not np.array_equal(tiles[i], tiles[j]),
+                   f"pictures {i} and {j} of the grid are the same picture: one call with num_images_per_prompt=2 "
+                   "draws new noise for each")
 
     return run_check("ex-00-grid", prompt_rows, test)
 
