@@ -1,9 +1,10 @@
 """The grader on a class of fake students handing in a tiny sample notebook (``sample_book.py``): one command grades
 them all, each apart from the others, against the reference's own checks, and writes the gradebook.
 
-The students: one hands in the untouched student edition, one the right answers, one wrong answers, one tries to
-forge passes (a printed PASS, a deleted check, a patched check function, ``helpers`` edited at run time), one loops
-forever, one hands in a file that is not a notebook, and one has cells that crash.
+The students: one hands in the untouched student edition, one the right answers, one wrong answers (one of them with
+its check cell deleted), one tries to forge passes (a printed PASS, a deleted check, a patched check function,
+``helpers`` edited at run time), one loops forever, one hands in a file that is not a notebook, and one has cells
+that crash.
 """
 
 from __future__ import annotations
@@ -42,11 +43,12 @@ def class_of_students() -> dict[str, nbformat.NotebookNode | str]:
     edition = student_notebook(reference)
     crashed = with_solutions(reference, ["total = 5", "square = 1 / 0", "low, high = 1", "high = 9"])
     crashed.cells.insert(2, new_code_cell("undefined_name"))
+    wrong = with_solutions(reference, ["total = 4", "def square(x):\n    return x / 0", "low = 1", "high = 8"])
     tampered = with_solutions(edition, ["total = 4", PATCH_THE_CHECKS, EDIT_HELPERS_ON_DISK, REPLACE_THE_CHECK])
     return {
         "untouched": edition,
         "correct": paste_solutions(edition, reference),
-        "wrong": with_solutions(reference, ["total = 4", "def square(x):\n    return x / 0", "low = 1", "high = 8"]),
+        "wrong": with_checks(wrong, [None, "check_square(square)", "check_range(low, high)"]),  # a check deleted
         "tampered": with_checks(tampered, ['print("[ex-total] PASS")', None, "check_range(low, high)"]),
         "looper": with_solutions(reference, ["total = 5", LOOP_FOREVER, "low = 1", "high = 9"]),
         "corrupt": '{"cells": [ this is not JSON',
