@@ -357,7 +357,8 @@ def find_submissions(paths: Sequence[Path], reference_dir: Path) -> list[Submiss
         raise KitError(f"no reference notebooks in {reference_dir}: pass --reference with the book's folder")
     submissions = []
     for top in paths:
-        in_folder = [*sorted(top.glob("*.ipynb")), *sorted(top.glob("*/*.ipynb"))] if top.is_dir() else []
+        in_folder = [path for path in [*sorted(top.glob("*.ipynb")), *sorted(top.glob("*/*.ipynb"))]
+                     if not path.relative_to(top).parts[0].startswith(".")]  # not .ipynb_checkpoints/
         found = in_folder if top.is_dir() else notebooks_in([top])
         if not found:
             raise KitError(f"no notebooks (*.ipynb) in {top} or its sub-folders")

@@ -152,7 +152,8 @@ def test_students_are_told_apart_by_sub_folder_or_file_prefix(tmp_path):
     for name in ("01_idea.ipynb", "02_vae.ipynb"):
         (tmp_path / "book" / name).parent.mkdir(exist_ok=True)
         (tmp_path / "book" / name).write_text("{}")
-    for name in ("alice_02_vae.ipynb", "bob-01_idea.ipynb", "02_vae.ipynb", "carol/01_idea.ipynb", "notes.ipynb"):
+    for name in ("alice_02_vae.ipynb", "bob-01_idea.ipynb", "02_vae.ipynb", "carol/01_idea.ipynb", "notes.ipynb",
+                 ".ipynb_checkpoints/02_vae-checkpoint.ipynb"):
         (tmp_path / "in" / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "in" / name).write_text("{}")
     found = {(s.path.name, s.reference.name if s.reference else None, s.student)
