@@ -8,6 +8,7 @@ reference book's own run is the site build's (see ``built_book.py``).
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import nbformat
@@ -15,6 +16,7 @@ import pytest
 from nbformat import NotebookNode
 
 from built_book import chapters, executed_notebooks
+from helpers.answers import screened
 from helpers.exercises import main, student_notebook, write_student_edition
 from helpers.grading import (
     NOT_DONE,
@@ -100,6 +102,21 @@ def test_the_book_is_marked_up_for_grading():
         for _, label, cell in exercise_cells(student_notebook(nb)):
             if SOLUTION_TAG in tags(cell):
                 assert " = ..." in cell.source, f"{path.name} {label}: the solution binds no name"
+
+
+def test_every_exercise_names_its_answer_and_every_function_answer_passes_the_screen():
+    """The grading run carries what each check reads from the solution's names; a function answer of the book must
+    pass the screen that function answers meet on their way there."""
+    for path in BOOK_NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        for label, exercise in reference_exercises(nb).items():
+            assert exercise.answer_names, f"{path.name} {label}: the check reads no name its solution binds"
+        for _, label, cell in exercise_cells(nb):
+            source = cell.source.lstrip()
+            source = source.partition("\n")[2] if source.startswith("%%") else source
+            for node in ast.parse(source).body if SOLUTION_TAG in tags(cell) else []:
+                if isinstance(node, ast.FunctionDef):
+                    screened(ast.unparse(node), node.name)
 
 
 # The student edition on disk ------------------------------------------------------------------------------------
