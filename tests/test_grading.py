@@ -23,7 +23,7 @@ from helpers.exercises import student_notebook
 from helpers.grading import ERROR, FAIL, NOT_DONE, PASS, GradingAborted, execute_apart, find_submissions
 from sample_book import LABELS, paste_solutions, run_main, sample_notebook, with_checks, with_solutions
 
-TIMEOUT = 60  # seconds per run of a notebook: ample for the sample, and what the student who loops costs
+TIMEOUT = 120  # seconds per run of a notebook: ample for the sample on a busy machine; what the looper costs
 LOOP_FOREVER = "import time\nwhile True:\n    try:\n        time.sleep(0.1)\n    except BaseException:\n        pass"
 PATCH_THE_CHECKS = """import helpers.checks
 helpers.checks.run_check = lambda label, answer, test: print(f"[{label}] PASS")
