@@ -24,6 +24,7 @@ from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNe
 from PIL import Image
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+from .cli import whole_number_at_least_1
 from .models import ModelChoice, load_component, load_pipeline, resolve_model, sd15_config
 from .pipeline import generate
 from .tiny.config import SD15_SCHEDULER_CONFIG
@@ -111,8 +112,10 @@ def compare(pipe: StableDiffusionPipeline, prompt: str, num_inference_steps: int
 
 def main(argv: Sequence[str] | None = None) -> Comparison:
     parser = argparse.ArgumentParser(prog="python -m helpers.bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=7, help="timed runs of each contender (default 7)")
-    parser.add_argument("--steps", type=int, default=25, help="denoising steps per picture (default 25)")
+    parser.add_argument("--runs", type=whole_number_at_least_1("a median needs one timed run or more"), default=7,
+                        help="timed runs of each contender (default 7)")
+    parser.add_argument("--steps", type=whole_number_at_least_1("a picture needs one denoising step or more"),
+                        default=25, help="denoising steps per picture (default 25)")
     parser.add_argument("--guidance-scale", type=float, default=7.5)
     parser.add_argument("--prompt", default="a red circle on a blue background")
     parser.add_argument("--sd15-sized", action="store_true", help="random weights of SD v1.5's shapes at 512x512")

@@ -29,19 +29,36 @@ def vae_scale_factor(vae: torch.nn.Module) -> int:
     return 2 ** (len(block_out_channels) - 1)
 
 
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # how PIL opens a 16-bit greyscale PNG
+
+
 def to_pil(image: ImageLike) -> Image.Image:
-    """A PIL image, a path to one, or an (H, W, 3) uint8 array -> an RGB PIL image (RGBA and greyscale converted)."""
+    """A PIL image, a path to one, or an (H, W, 3) uint8 array -> an RGB PIL image (RGBA and greyscale converted).
+
+    16-bit pictures (PNGs, uint16 arrays) are scaled to 8 bits: converted as they are, every value above 255 would
+    turn white.
+    """
     if isinstance(image, (str, Path)):
         if not Path(image).is_file():
             raise FileNotFoundError(f"no image file at {image}")
         image = Image.open(image)
     elif isinstance(image, np.ndarray):
-        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+        if image.dtype not in (np.uint8, np.uint16) or image.ndim not in (2, 3) or (
+                image.ndim == 3 and image.shape[2] not in (3, 4)):
             raise ValueError(f"expected an (H, W, 3) uint8 array, got shape {image.shape} and dtype {image.dtype}")
-        image = Image.fromarray(image)
+        image = Image.fromarray(sixteen_to_eight_bits(image) if image.dtype == np.uint16 else image)
     elif not isinstance(image, Image.Image):
         raise TypeError(f"expected a PIL image, a path or an (H, W, 3) uint8 array, got {type(image).__name__}")
+    if image.mode in SIXTEEN_BIT_MODES:
+        image = Image.fromarray(sixteen_to_eight_bits(np.asarray(image)))
     return image.convert("RGB")
+
+
+def sixteen_to_eight_bits(array: np.ndarray) -> np.ndarray:
+    """0-65535 values -> 0-255 (uint8), by 65535 / 255 = 257, rounded."""
+    if array.min() < 0 or array.max() > 65535:
+        raise ValueError(f"expected 16-bit values in 0-65535, got {array.min()}..{array.max()}")
+    return np.round(array.astype(np.float64) / 257).astype(np.uint8)
 
 
 def preprocess(image: ImageLike, vae_or_factor: torch.nn.Module | int) -> torch.Tensor:
@@ -61,22 +78,51 @@ def preprocess(image: ImageLike, vae_or_factor: torch.nn.Module | int) -> torch.
 
 
 def numpy_to_pil(images: np.ndarray) -> list[Image.Image]:
-    """Float pictures in [0, 1] (or uint8), shaped (H, W, 3) or (B, H, W, 3) -> a list of PIL images."""
+    """Float pictures in [0, 1] (or integers in 0-255), shaped (H, W, 3) or (B, H, W, 3) -> a list of PIL images.
+
+    Values outside the range, or NaN, are refused rather than clipped: clipping would hide the mistake (0-255 floats
+    all turn white, [-1, 1] pictures lose their dark half, NaN turns black).
+    """
     if not isinstance(images, np.ndarray):
         raise TypeError(f"expected a numpy array, got {type(images).__name__}")
     if images.ndim == 3:
         images = images[None]
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"expected shape (H, W, 3) or (B, H, W, 3), got {images.shape}")
-    if images.dtype != np.uint8:
-        images = (np.clip(images, 0, 1) * 255).round().astype(np.uint8)
-    return [Image.fromarray(image) for image in images]
+    if np.issubdtype(images.dtype, np.integer):
+        expect_pixel_range(images, 0, 255, f"{images.dtype} pixels",
+                           "16-bit pictures need dividing by 257 first" if images.max() > 255 else "")
+        return [Image.fromarray(image) for image in images.astype(np.uint8)]
+    if not np.issubdtype(images.dtype, np.floating):
+        raise TypeError(f"expected integer or float pixels, got dtype {images.dtype}")
+    expect_pixel_range(images, 0.0, 1.0, "float pixels",
+                       "0-255 floats need dividing by 255" if images.max() > 1 + PIXEL_SLACK else
+                       "pictures in [-1, 1] need (x + 1) / 2")
+    return [Image.fromarray(image) for image in (np.clip(images, 0, 1) * 255).round().astype(np.uint8)]
+
+
+PIXEL_SLACK = 1e-4  # float arithmetic may step this far past a range's end; such values are clipped, not refused
+
+
+def expect_pixel_range(values: np.ndarray | torch.Tensor, low: float, high: float, what: str, hint: str = "") -> None:
+    """Raise ``ValueError`` if ``values`` hold NaN or lie outside [low, high] (with ``PIXEL_SLACK`` for floats)."""
+    values = values.detach().float().cpu().numpy() if isinstance(values, torch.Tensor) else values
+    if np.isnan(values).any():
+        raise ValueError(f"{what} hold NaN ({int(np.isnan(values).sum())} of {values.size} values): the numbers that "
+                         "made them went wrong (a diverged loop, float16 overflow)")
+    slack = PIXEL_SLACK if np.issubdtype(values.dtype, np.floating) else 0
+    if values.min() < low - slack or values.max() > high + slack:
+        raise ValueError(f"{what} must lie in [{low:g}, {high:g}], got {values.min():g}..{values.max():g}"
+                         + (f": {hint}" if hint else ""))
 
 
 def grid_shape(n: int, rows: int | None = None, cols: int | None = None) -> tuple[int, int]:
     """Rows and columns for ``n`` pictures: near-square when neither is given."""
     if n == 0:
         raise ValueError("no images to put in a grid")
+    for name, count in (("rows", rows), ("cols", cols)):
+        if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 1):
+            raise ValueError(f"{name} must be a whole number of at least 1 (or None to choose), got {count!r}")
     if rows is None and cols is None:
         cols = math.ceil(math.sqrt(n))
     rows = rows or math.ceil(n / cols)
@@ -86,12 +132,20 @@ def grid_shape(n: int, rows: int | None = None, cols: int | None = None) -> tupl
     return rows, cols
 
 
-def image_grid(images: Sequence[Image.Image], rows: int | None = None, cols: int | None = None) -> Image.Image:
-    """Paste same-sized PIL images into one picture, row by row."""
-    rows, cols = grid_shape(len(images), rows, cols)
+def expect_pictures(images: Sequence[Image.Image], what: str) -> None:
+    """Raise ``TypeError`` unless ``images`` is a list (or tuple) of PIL images."""
+    if isinstance(images, (Image.Image, np.ndarray, torch.Tensor)) or not isinstance(images, Sequence):
+        raise TypeError(f"{what} takes a list of PIL images, got one {type(images).__name__}: pass [picture] for one "
+                        "picture, numpy_to_pil(array) for an array")
     wrong = [type(image).__name__ for image in images if not isinstance(image, Image.Image)]
     if wrong:
-        raise TypeError(f"expected PIL images, got {', '.join(sorted(set(wrong)))} (numpy_to_pil converts arrays)")
+        raise TypeError(f"{what} takes PIL images, got {', '.join(sorted(set(wrong)))} (numpy_to_pil converts arrays)")
+
+
+def image_grid(images: Sequence[Image.Image], rows: int | None = None, cols: int | None = None) -> Image.Image:
+    """Paste same-sized PIL images into one picture, row by row."""
+    expect_pictures(images, "image_grid")
+    rows, cols = grid_shape(len(images), rows, cols)
     sizes = {image.size for image in images}
     if len(sizes) != 1:
         raise ValueError(f"all images must have the same size, got {sorted(sizes)}")
@@ -105,9 +159,15 @@ def image_grid(images: Sequence[Image.Image], rows: int | None = None, cols: int
 def show_images(images: Sequence[Image.Image], titles: Sequence[str] | None = None, title: str | None = None,
                 cols: int | None = None, size: float = 2.2) -> plt.Figure:
     """Show pictures side by side in one titled matplotlib figure, each with its own caption."""
-    rows, cols = grid_shape(len(images), cols=cols or min(len(images), 6))
-    if titles is not None and len(titles) != len(images):
-        raise ValueError(f"{len(images)} images but {len(titles)} titles")
+    expect_pictures(images, "show_images")
+    rows, cols = grid_shape(len(images), cols=cols if cols is not None else min(len(images), 6) or None)
+    if titles is not None and (isinstance(titles, str) or len(titles) != len(images)):
+        raise ValueError(f"{len(images)} images but {1 if isinstance(titles, str) else len(titles)} titles: "
+                         "give one title per picture, in a list")
+    not_text = [i for i, t in enumerate(titles or []) if not isinstance(t, str)]
+    if not_text:
+        raise TypeError(f"titles must be strings, but title {not_text[0]} is {titles[not_text[0]]!r}: use \"\" for "
+                        "a picture without one")
     # Each caption is wrapped to its picture's width (about 13 characters per inch at size 9); its own line breaks stay.
     titles = [wrap_lines(t, max(12, int(13 * size))) for t in titles] if titles is not None else None
     caption_lines = max((t.count("\n") + 1 for t in titles or []), default=0)

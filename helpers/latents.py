@@ -6,7 +6,15 @@ import torch
 from diffusers import AutoencoderKL
 from PIL import Image
 
-from .images import ImageLike, numpy_to_pil, preprocess, vae_scale_factor
+from .images import ImageLike, expect_pixel_range, numpy_to_pil, preprocess, vae_scale_factor
+
+
+def expect_finite(values: torch.Tensor, what: str) -> None:
+    """Raise ``ValueError`` if ``values`` hold NaN or infinity: decoded, they would make a black or white picture."""
+    bad = ~torch.isfinite(values)
+    if bad.any():
+        raise ValueError(f"{what} hold NaN or infinity ({int(bad.sum())} of {values.numel()} values): the denoising "
+                         "or the VAE overflowed (float16 on a CPU, or a guidance scale far too high); try float32")
 
 
 @torch.no_grad()
@@ -19,6 +27,10 @@ def encode_image(vae: AutoencoderKL, image: ImageLike | torch.Tensor, generator:
     pixels = image if isinstance(image, torch.Tensor) else preprocess(image, vae)
     if pixels.ndim != 4 or pixels.shape[1] != 3:
         raise ValueError(f"expected pixels shaped (B, 3, H, W), got {tuple(pixels.shape)}")
+    if not pixels.is_floating_point():
+        raise TypeError(f"expected float pixels in [-1, 1], got a {pixels.dtype} tensor: preprocess() makes them")
+    expect_pixel_range(pixels, -1.0, 1.0, "pixels for the VAE",
+                       "preprocess() makes them; 0-255 values need / 127.5 - 1, [0, 1] values * 2 - 1")
     factor = vae_scale_factor(vae)
     if pixels.shape[2] % factor or pixels.shape[3] % factor:
         raise ValueError(f"height and width must be multiples of the VAE's scale factor {factor}, got "
@@ -37,7 +49,9 @@ def decode_latents(vae: AutoencoderKL, latents: torch.Tensor) -> list[Image.Imag
     if latents.ndim != 4 or latents.shape[1] != channels:
         shape = tuple(latents.shape)
         raise ValueError(f"expected latents shaped (B, {channels}, h, w), got {shape}")
+    expect_finite(latents, "the latents")
     latents = latents.to(vae.device, vae.dtype) / vae.config.scaling_factor
     pixels = vae.decode(latents).sample  # (B, 3, H, W) in [-1, 1]
+    expect_finite(pixels, f"the VAE's output ({vae.dtype})")
     pixels = (pixels / 2 + 0.5).clamp(0, 1)
     return numpy_to_pil(pixels.float().cpu().permute(0, 2, 3, 1).numpy())

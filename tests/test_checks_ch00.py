@@ -2,10 +2,18 @@
 
 import pytest
 import torch
+from PIL import Image
 
 from helpers import image_grid
 from helpers.checks import ExerciseFailed
-from helpers.checks.ch00 import check_prompt_rows, check_same_seed, check_unet_share, parameter_count
+from helpers.checks.ch00 import (
+    check_prompt_rows,
+    check_same_seed,
+    check_unet_share,
+    default_steps,
+    native_size,
+    parameter_count,
+)
 
 PROMPTS = ["a red circle on a blue background", "a yellow star on a purple background",
            "a green triangle on a white background"]
@@ -22,15 +30,27 @@ def draw(pipe, seed, prompt, **kwargs):
 
 
 def test_same_seed(pipe, capsys):
-    assert check_same_seed([draw(pipe, 7, PROMPTS[1])[0] for _ in range(2)], pipe)
-    assert "[ex-00-same-seed] PASS" in capsys.readouterr().out
+    assert check_same_seed([draw(pipe, 7, PROMPTS[1])[0] for _ in range(2)], pipe, num_inference_steps=2)
+    assert capsys.readouterr().out == "[ex-00-same-seed] PASS\n"  # the verdict alone: no progress bar
     with pytest.raises(ExerciseFailed, match="differ"):
-        check_same_seed([draw(pipe, 7, PROMPTS[1])[0], draw(pipe, 8, PROMPTS[1])[0]], pipe)
+        check_same_seed([draw(pipe, 7, PROMPTS[1])[0], draw(pipe, 8, PROMPTS[1])[0]], pipe, num_inference_steps=2)
     picture = draw(pipe, 7, PROMPTS[1])[0]
     with pytest.raises(ExerciseFailed, match="same object"):
-        check_same_seed([picture, picture], pipe)
+        check_same_seed([picture, picture], pipe, num_inference_steps=2)
     with pytest.raises(ExerciseFailed, match="two pictures"):
-        check_same_seed(picture, pipe)
+        check_same_seed(picture, pipe, num_inference_steps=2)
+
+
+@pytest.mark.parametrize("seed, prompt", [(8, PROMPTS[1]), (7, PROMPTS[0])])
+def test_same_seed_wants_the_picture_of_the_prompt_from_seed_7(pipe, seed, prompt):
+    """Any picture twice (``[img, img.copy()]``) once passed: the check now makes the picture itself."""
+    picture = draw(pipe, seed, prompt)[0]
+    with pytest.raises(ExerciseFailed, match="not the picture of 'a yellow star on a purple background'"):
+        check_same_seed([picture, picture.copy()], pipe, num_inference_steps=2)
+
+
+def test_same_seed_takes_the_pipelines_default_steps(pipe):
+    assert default_steps(pipe) == 50
 
 
 def test_prompt_rows(pipe, capsys):
@@ -41,6 +61,16 @@ def test_prompt_rows(pipe, capsys):
         check_prompt_rows(image_grid(pictures, rows=2), pipe)
     with pytest.raises(ExerciseFailed, match="PIL"):
         check_prompt_rows(pictures, pipe)
+
+
+def test_prompt_rows_wants_six_pictures(pipe):
+    """A blank picture of the right size once passed."""
+    side = native_size(pipe)
+    with pytest.raises(ExerciseFailed, match="one flat colour"):
+        check_prompt_rows(Image.new("RGB", (2 * side, 3 * side), "white"), pipe)
+    picture = draw(pipe, 3, PROMPTS[0])[0]
+    with pytest.raises(ExerciseFailed, match="pictures 0 and 1 of the grid are the same picture"):
+        check_prompt_rows(image_grid([picture] * 6, rows=3), pipe)
 
 
 def test_unet_share(pipe):

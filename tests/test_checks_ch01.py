@@ -56,6 +56,9 @@ def test_crossover(scheduler, capsys):
             check_crossover(wrong, scheduler)
     with pytest.raises(ExerciseFailed, match="Python int"):
         check_crossover(torch.tensor(crossover_t), scheduler)
+    for not_whole in (float(crossover_t), crossover_t + 0.4, str(crossover_t)):
+        with pytest.raises(ExerciseFailed, match="crossover_t: expected a Python int"):
+            check_crossover(not_whole, scheduler)
 
 
 def test_wide_latent_numbers(sd_vae, capsys):

@@ -74,6 +74,11 @@ def test_caption_probs(tiny_choice: ModelChoice) -> None:
         check_caption_probs(all_on_the_least_likely, clip_model, processor)
     with pytest.raises(ExerciseFailed, match="one per caption"):
         check_caption_probs(probs[:2] / probs[:2].sum(), clip_model, processor)
+    typed_in = F.one_hot(probs.argmax(), len(TRIANGLE_CANDIDATES)).float()  # CLIP's favourite, by hand
+    with pytest.raises(ExerciseFailed, match="not CLIP's for the triangle"):
+        check_caption_probs(typed_in, clip_model, processor)
+    with pytest.raises(ExerciseFailed, match="tensor"):
+        check_caption_probs(probs.tolist(), clip_model, processor)
 
 
 def test_cosine_matrix() -> None:

@@ -65,6 +65,10 @@ def test_bottom_shape(unet: UNet2DConditionModel) -> None:
         check_bottom_shape((channels, 2 * height, 2 * width), unet)
     with pytest.raises(ExerciseFailed, match="tuple"):
         check_bottom_shape(channels, unet)
+    with pytest.raises(ExerciseFailed, match="three numbers: expected a Python int, got str 'a'"):
+        check_bottom_shape(("a", "b", "c"), unet)  # once crashed with "invalid literal for int()"
+    with pytest.raises(ExerciseFailed, match="expected a Python int, got float"):
+        check_bottom_shape((float(channels), height + 0.5, width), unet)
 
 
 def test_timestep_features(unet: UNet2DConditionModel) -> None:

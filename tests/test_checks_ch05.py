@@ -160,3 +160,8 @@ def test_placeholder_is_not_done(check, reference, wrongs, extra, capsys) -> Non
 def test_crossover_wants_one_integer() -> None:
     with pytest.raises(ExerciseFailed, match="one integer"):
         check_crossover([400, 401], CONFIG)
+    expected = CASES[1][1]
+    assert check_crossover(torch.tensor(expected), CONFIG)  # an integer tensor is one integer
+    for not_whole in (float(expected), torch.tensor(float(expected)), str(expected), True):
+        with pytest.raises(ExerciseFailed, match="crossover_t: expected one integer, got"):
+            check_crossover(not_whole, CONFIG)

@@ -11,7 +11,7 @@ from diffusers import StableDiffusionPipeline
 from helpers.bench import max_pixel_diff
 from helpers.checks import ExerciseFailed
 from helpers.checks.ch06 import (NEGATIVE_STEPS, NUM_STEPS, PROMPT, check_batch_latents, check_guidance_rescale,
-                                 check_negative_at_one, check_resume)
+                                 check_negative_at_one, check_resume, euler_init_noise_sigma)
 from helpers.latents import decode_latents
 from helpers.pipeline import denoise, encode_prompt, generate, make_latents
 from helpers.schedulers import make_scheduler
@@ -35,18 +35,33 @@ def pipe(tiny_pipe: StableDiffusionPipeline) -> StableDiffusionPipeline:
 # ex-06-batch-latents ----------------------------------------------------------------------------------------------
 
 
-def batch_latents(pipe: StableDiffusionPipeline, generator) -> torch.Tensor:
+def batch_latents(pipe: StableDiffusionPipeline, generator, steps: int | None = NUM_STEPS) -> torch.Tensor:
+    """The exercise's latents for an Euler scheduler set to ``steps`` (None: ``set_timesteps`` forgotten)."""
+    euler = make_scheduler("Euler", pipe.scheduler.config)
+    if steps is not None:
+        euler.set_timesteps(steps)
     size = pipe.unet.config.sample_size
-    return make_latents(3, pipe.unet.config.in_channels, size, size, init_noise_sigma=pipe.scheduler.init_noise_sigma,
+    return make_latents(3, pipe.unet.config.in_channels, size, size, init_noise_sigma=euler.init_noise_sigma,
                         generator=generator)
 
 
 def test_batch_latents(pipe: StableDiffusionPipeline) -> None:
-    assert check_batch_latents(batch_latents(pipe, [seeded(s) for s in (10, 11, 12)]), pipe)
+    assert check_batch_latents(batch_latents(pipe, [seeded(s) for s in (10, 11, 12)]), pipe, NUM_STEPS)
     for wrong in (batch_latents(pipe, seeded(10)),  # one generator for the batch
                   batch_latents(pipe, [seeded(s) for s in (10, 10, 10)])):  # one seed for every picture
         with pytest.raises(ExerciseFailed, match="picture"):
-            check_batch_latents(wrong, pipe)
+            check_batch_latents(wrong, pipe, NUM_STEPS)
+
+
+def test_batch_latents_must_be_scaled_by_init_noise_sigma(pipe: StableDiffusionPipeline) -> None:
+    """With a scheduler whose init_noise_sigma is 1 a forgotten scaling once passed; Euler's shows it."""
+    seeds = [seeded(s) for s in (10, 11, 12)]
+    bare = batch_latents(pipe, seeds) / euler_init_noise_sigma(pipe, NUM_STEPS)
+    with pytest.raises(ExerciseFailed, match="picture 0 is the bare noise: multiply it by the scheduler's "
+                                             "init_noise_sigma"):
+        check_batch_latents(bare, pipe, NUM_STEPS)
+    with pytest.raises(ExerciseFailed, match="before set_timesteps: call set_timesteps"):
+        check_batch_latents(batch_latents(pipe, [seeded(s) for s in (10, 11, 12)], None), pipe, NUM_STEPS)
 
 
 # ex-06-guidance-rescale -------------------------------------------------------------------------------------------

@@ -64,3 +64,16 @@ def test_drop_captions() -> None:
         check_drop_captions(lambda captions, p, rng: rng.sample(captions, len(captions)))
     with pytest.raises(ExerciseFailed, match="list"):
         check_drop_captions(lambda captions, p, rng: None)
+
+
+def test_drop_captions_must_draw_from_rng() -> None:
+    """Drops that ignore ``rng`` (the global ``random``, or a generator of the function's own) are not reproducible."""
+    with pytest.raises(ExerciseFailed, match="the same rng seed gave other drops"):
+        check_drop_captions(lambda captions, p, rng: ["" if random.random() < p else c for c in captions])
+
+    def drop_with_a_seed_of_its_own(captions: list[str], p: float, rng: random.Random) -> list[str]:
+        own = random.Random(7)
+        return ["" if own.random() < p else caption for caption in captions]
+
+    with pytest.raises(ExerciseFailed, match="another rng seed gave the same drops"):
+        check_drop_captions(drop_with_a_seed_of_its_own)

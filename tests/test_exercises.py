@@ -1,108 +1,37 @@
-"""The instructor kit: the student edition and the grader, on a small sample notebook and on the whole book.
+"""The instructor kit's student edition, on a small sample notebook and on the whole book, and the grader on the
+whole book (the grader's own behaviour, on a class of fake students, is in ``test_grading.py``).
 
-The whole-book round trip executes every chapter twice (the untouched student edition and the one with the solutions
-pasted back), two notebooks at a time; the reference book's own run is the site build's (see ``built_book.py``).
+The whole-book round trip grades every chapter's untouched student edition (one run each: nothing answered) and the
+edition with the solutions pasted back (the student's run and the grading run), two notebooks at a time; the
+reference book's own run is the site build's (see ``built_book.py``).
 """
 
 from __future__ import annotations
 
-import os
+import ast
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat import NotebookNode
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from built_book import ROOT, chapters, executed_notebooks
-from helpers.exercises import (
-    CHECK_TAG,
-    ERROR,
-    FAIL,
-    MODEL_ANSWER_TAG,
+from built_book import chapters, executed_notebooks
+from helpers.answers import screened
+from helpers.exercises import MODEL_ANSWER_TAG, main, student_notebook, write_student_edition
+from helpers.grading import (
     NOT_DONE,
     PASS,
-    SOLUTION_TAG,
     Result,
-    bound_names,
-    exercise_cells,
+    Submission,
+    check_verdicts,
+    crashed_cells,
     grade,
-    grade_notebook,
-    main,
-    student_notebook,
-    tags,
-    write_student_edition,
+    reference_exercises,
 )
+from helpers.markup import CHECK_TAG, SOLUTION_TAG, bound_names, exercise_cells, tags
+from sample_book import paste_solutions, run_main, sample_notebook
 
 BOOK_NOTEBOOKS = chapters()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def kernels_import_this_checkout():
-    """Kernels started by the grader import ``helpers`` from this checkout, wherever the notebook lies."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-        yield
-
-
-def exercise(label: str, solutions: list[str], check: str) -> list[NotebookNode]:
-    """The cells of one exercise in the book's markup."""
-    return [
-        new_markdown_cell(f"```{{exercise}} Sample {label}\n:label: {label}\n\nBind the answer.\n```"),
-        new_markdown_cell(f"```{{solution-start}} {label}\n:class: dropdown\n```"),
-        *(new_code_cell(source, metadata={"tags": [SOLUTION_TAG]}) for source in solutions),
-        new_markdown_cell("```{solution-end}\n```"),
-        new_code_cell(check, metadata={"tags": [CHECK_TAG]}),
-    ]
-
-
-SAMPLE_CHECKS = '''from helpers.checks import expect, run_check
-
-def check_total(total):
-    run_check("ex-total", total, lambda answer: expect(answer == 5, f"expected 5, got {answer}"))
-
-def check_square(square):
-    run_check("ex-square", square, lambda f: expect(f(4) == 16, f"square(4) should be 16, got {f(4)}"))
-
-def check_range(low, high):
-    answer = ... if ... in (low, high) else (low, high)
-    run_check("ex-range", answer, lambda pair: expect(pair == (1, 9), f"got {pair}"))
-'''
-
-
-def sample_notebook() -> NotebookNode:
-    """A reference notebook in the book's markup with three exercises (one answered by two solution cells)."""
-    nb = new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-    nb.cells = [
-        new_markdown_cell("# Sample\n\nA story cell, then the exercises."),
-        new_code_cell(SAMPLE_CHECKS),
-        new_markdown_cell("## Exercises"),
-        *exercise("ex-total", ["total = 2 + 3"], "check_total(total)"),
-        *exercise("ex-square", ["%%time\ndef square(x: int) -> int:\n    return x * x"], "check_square(square)"),
-        *exercise("ex-range", ["low = 1", "for high in range(10):\n    pass"], "check_range(low, high)"),
-    ]
-    return nb
-
-
-def paste_solutions(student: NotebookNode, reference: NotebookNode) -> NotebookNode:
-    """The student edition with each "your code here" cell replaced by the reference's solution cell."""
-    solutions = iter([cell for cell in reference.cells if SOLUTION_TAG in tags(cell)])
-    pasted = nbformat.from_dict(student)
-    pasted.cells = [next(solutions) if SOLUTION_TAG in tags(cell) else cell for cell in pasted.cells]
-    return pasted
-
-
-def with_solutions(nb: NotebookNode, sources: list[str]) -> NotebookNode:
-    """A copy of ``nb`` whose solution cells hold ``sources``, in order."""
-    changed = nbformat.from_dict(nb)
-    for cell, source in zip([c for c in changed.cells if SOLUTION_TAG in tags(c)], sources, strict=True):
-        cell.source = source
-    return changed
-
-
-def statuses(results: list[Result], notebook: Path) -> dict[str, tuple[str, str]]:
-    """label -> (status, message) for one notebook's results."""
-    return {result.label: (result.status, result.message) for result in results if result.notebook == str(notebook)}
 
 
 def labels_of(nb: NotebookNode) -> list[str]:
@@ -164,7 +93,8 @@ def test_student_notebook_replaces_solutions_and_keeps_the_checks():
 def test_student_notebook_leaves_out_model_answers():
     reference = sample_notebook()
     gate = next(i for i, cell in enumerate(reference.cells) if "{solution-end}" in cell.source)
-    reference.cells.insert(gate, new_markdown_cell("*A model answer.* Five.", metadata={"tags": [MODEL_ANSWER_TAG]}))
+    reference.cells.insert(gate, nbformat.v4.new_markdown_cell("*A model answer.* Five.",
+                                                               metadata={"tags": [MODEL_ANSWER_TAG]}))
     student = student_notebook(reference)
     assert "model answer" not in "\n".join(cell.source for cell in student.cells)
     assert len(student.cells) == len(student_notebook(sample_notebook()).cells)
@@ -184,83 +114,22 @@ def test_the_book_is_marked_up_for_grading():
                 assert " = ..." in cell.source, f"{path.name} {label}: the solution binds no name"
 
 
-# Grading: the sample, executed -----------------------------------------------------------------------------------
+def test_every_exercise_names_its_answer_and_every_function_answer_passes_the_screen():
+    """The grading run carries what each check reads from the solution's names; a function answer of the book must
+    pass the screen that function answers meet on their way there."""
+    for path in BOOK_NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        for label, exercise in reference_exercises(nb).items():
+            assert exercise.answer_names, f"{path.name} {label}: the check reads no name its solution binds"
+        for _, label, cell in exercise_cells(nb):
+            source = cell.source.lstrip()
+            source = source.partition("\n")[2] if source.startswith("%%") else source
+            for node in ast.parse(source).body if SOLUTION_TAG in tags(cell) else []:
+                if isinstance(node, ast.FunctionDef):
+                    screened(ast.unparse(node), node.name)
 
 
-@pytest.fixture(scope="module")
-def sample_grades(tmp_path_factory) -> tuple[int, str, dict[str, Path]]:
-    """Grade four editions of the sample in one run of the command line: exit status, report, paths."""
-    folder = tmp_path_factory.mktemp("sample")
-    reference = sample_notebook()
-    student = student_notebook(reference)
-    editions = {
-        "reference": reference,
-        "student": student,
-        "pasted": paste_solutions(student, reference),
-        "wrong": with_solutions(reference, ["total = 4", "def square(x):\n    return x / 0", "low = 1", "high = 8"]),
-        "crashed": with_solutions(reference, ["total = 5", "square = 1 / 0", "low, high = 1", "high = 9"]),
-    }
-    editions["crashed"].cells.insert(2, new_code_cell("undefined_name"))
-    paths = {name: folder / f"{name}.ipynb" for name in editions}
-    for name, nb in editions.items():
-        nbformat.write(nb, paths[name])
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        status, printed = run_main(["grade", str(folder), "--jobs", "2", "--timeout", "300"])
-    return status, printed, paths
-
-
-def run_main(argv: list[str]) -> tuple[int, str]:
-    """``python -m helpers.exercises`` in this process: exit status and what it printed."""
-    import contextlib
-    import io
-
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        status = main(argv)
-    return status, buffer.getvalue()
-
-
-def parse_report(printed: str) -> list[Result]:
-    """Results back from the printed grade sheet (its format is what instructors read)."""
-    results, notebook = [], ""
-    for line in printed.splitlines():
-        if not line.startswith(" ") and not line.startswith("TOTAL"):
-            notebook = line.rsplit(":", 1)[0]
-        elif line.startswith("  "):
-            status = next(s for s in (NOT_DONE, PASS, FAIL, ERROR) if line[2:].startswith(s))
-            label, _, message = line[2 + len(status):].strip().partition("  ")
-            results.append(Result(notebook, label, status, message.strip()))
-    return results
-
-
-def test_grading_the_sample_reports_each_exercise(sample_grades):
-    status, printed, paths = sample_grades
-    results = parse_report(printed)
-    assert status == 1
-    assert statuses(results, paths["reference"]) == {label: (PASS, "") for label in ("ex-total", "ex-square", "ex-range")}
-    assert statuses(results, paths["pasted"]) == statuses(results, paths["reference"])
-    assert statuses(results, paths["student"]) == {label: (NOT_DONE, "") for label in ("ex-total", "ex-square", "ex-range")}
-    assert statuses(results, paths["wrong"]) == {
-        "ex-total": (FAIL, "expected 5, got 4"),
-        "ex-square": (FAIL, "ZeroDivisionError: division by zero"),
-        "ex-range": (FAIL, "got (1, 8)"),
-    }
-    crashed = statuses(results, paths["crashed"])
-    assert crashed["ex-total"] == (PASS, "")
-    assert crashed["ex-square"] == (FAIL, "ZeroDivisionError: division by zero")
-    assert crashed["ex-range"][0] == FAIL and crashed["ex-range"][1].startswith("TypeError: cannot unpack")
-    assert crashed["cell 2"] == (ERROR, "NameError: name 'undefined_name' is not defined")
-    assert printed.splitlines()[-1] == "TOTAL: 7/15 exercises pass, 5 fail, 3 not done, 1 errors outside exercises"
-    assert f"{paths['reference']}: 3/3 pass" in printed.splitlines()
-
-
-def test_grade_exits_zero_only_when_everything_passes(sample_grades, tmp_path):
-    _, _, paths = sample_grades
-    assert run_main(["grade", str(paths["reference"])]) == (0, f"{paths['reference']}: 3/3 pass\n"
-                                                                "  PASS      ex-total\n  PASS      ex-square\n"
-                                                                "  PASS      ex-range\nTOTAL: 3/3 exercises pass, "
-                                                                "0 fail, 0 not done, 0 errors outside exercises\n")
+# The student edition on disk ------------------------------------------------------------------------------------
 
 
 def test_student_command_writes_one_notebook_per_chapter(tmp_path):
@@ -268,6 +137,38 @@ def test_student_command_writes_one_notebook_per_chapter(tmp_path):
     assert status == 0
     assert sorted(path.name for path in tmp_path.iterdir()) == [path.name for path in BOOK_NOTEBOOKS]
     assert printed.splitlines() == [f"wrote {tmp_path / path.name}" for path in BOOK_NOTEBOOKS]
+
+
+@pytest.fixture
+def sample_edition(tmp_path) -> tuple[Path, Path]:
+    """The sample reference in ``tmp_path/book`` and its student edition, written by the command, in ``out``."""
+    (tmp_path / "book").mkdir()
+    nbformat.write(sample_notebook(), tmp_path / "book" / "sample.ipynb")
+    assert run_main(["student", str(tmp_path / "book"), "-o", str(tmp_path / "out")])[0] == 0
+    return tmp_path / "book", tmp_path / "out"
+
+
+def test_student_never_overwrites_a_notebook_without_force(sample_edition, capsys):
+    book, out = sample_edition
+    edited = out / "sample.ipynb"
+    edited.write_bytes(edited.read_bytes().replace(b"total = ...", b"total = 5"))
+    before = edited.read_bytes()
+    assert main(["student", str(book), "-o", str(out)]) == 2
+    assert edited.read_bytes() == before
+    assert capsys.readouterr().err == (f"error: {edited} already exists (a student's work?); nothing was written: "
+                                       "pick an empty folder, or pass --force to overwrite\n")
+    assert main(["student", str(book), "-o", str(out), "--force"]) == 0
+    assert edited.read_bytes() != before and b"total = ..." in edited.read_bytes()
+
+
+@pytest.mark.parametrize("inside", [".", "sub", "sub/deeper"])
+def test_student_refuses_the_reference_folder_and_folders_inside_it(sample_edition, capsys, inside):
+    book, _ = sample_edition
+    before = sorted(book.rglob("*"))
+    assert main(["student", str(book), "-o", str(book / inside)]) == 2
+    assert sorted(book.rglob("*")) == before and (book / "sample.ipynb").read_text().count("total = 2 + 3") == 1
+    assert capsys.readouterr().err.startswith(f"error: -o {book / inside} is inside {book.resolve()}, where the "
+                                              "reference notebooks are")
 
 
 # Grading: the whole book -----------------------------------------------------------------------------------------
@@ -278,8 +179,9 @@ def test_the_reference_book_passes_every_check():
     executed = executed_notebooks()
     assert list(executed) == [path.name for path in BOOK_NOTEBOOKS]
     for name, nb in executed.items():
-        results = grade_notebook(nb, name)
-        assert {r.label: r.status for r in results} == {label: PASS for label in labels_of(nb)}, results
+        verdicts = check_verdicts(nb, reference_exercises(nb))
+        assert {label: status for label, (status, _) in verdicts.items()} == dict.fromkeys(labels_of(nb), PASS)
+        assert crashed_cells(nb, name, "", "cell", set()) == []
         shown = [out for cell in nb.cells if CHECK_TAG in tags(cell) for out in cell.outputs
                  if out.output_type != "stream"]
         assert shown == [], f"{name}: a check cell shows more than its printed verdict"
@@ -287,19 +189,22 @@ def test_the_reference_book_passes_every_check():
 
 @pytest.fixture(scope="module")
 def book_round_trip(tmp_path_factory) -> dict[str, list[Result]]:
-    """The untouched student edition and the one with the solutions pasted back, graded in one run."""
+    """The untouched student edition and the one with the solutions pasted back, graded in one call."""
     student_dir, pasted_dir = tmp_path_factory.mktemp("student"), tmp_path_factory.mktemp("pasted")
     students = write_student_edition(BOOK_NOTEBOOKS, student_dir)
     for reference, student in zip(BOOK_NOTEBOOKS, students):
         pasted = paste_solutions(nbformat.read(student, as_version=4), nbformat.read(reference, as_version=4))
         nbformat.write(pasted, pasted_dir / reference.name)
-    results = grade(students + sorted(pasted_dir.glob("*.ipynb")), jobs=2, timeout=300)
+    submissions = [Submission(path, reference, "student") for path, reference in zip(students, BOOK_NOTEBOOKS)]
+    submissions += [Submission(pasted_dir / reference.name, reference, "pasted") for reference in BOOK_NOTEBOOKS]
+    results = grade(submissions, jobs=2, timeout=900)  # per run of a whole chapter, on a busy machine too
     return {"student": [r for r in results if r.notebook.startswith(str(student_dir))],
             "pasted": [r for r in results if r.notebook.startswith(str(pasted_dir))]}
 
 
 def every_exercise_graded(status: str) -> dict[tuple[str, str], str]:
-    """(notebook name, label) -> ``status`` for every exercise of the book, and nothing else (no crashed cell)."""
+    """(notebook name, label) -> ``status`` for every exercise of the book, and nothing else (no crashed cell, no
+    run past its time limit)."""
     return {(path.name, label): status for path in BOOK_NOTEBOOKS
             for label in labels_of(nbformat.read(path, as_version=4))}
 

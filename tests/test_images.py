@@ -97,14 +97,20 @@ def test_to_pil_gives_rgb():
     assert to_pil(np.zeros((4, 4), dtype=np.uint8)).mode == "RGB"
 
 
-def test_numpy_to_pil_scales_rounds_and_clips_floats():
+def test_numpy_to_pil_scales_and_rounds_floats():
+    """Floats a hair outside [0, 1] (float arithmetic) are clipped; further out they are refused (test_bad_input)."""
     batch = np.zeros((2, 2, 3, 3), dtype=np.float32)
     batch[0, 0, 0] = [1.0, 0.5, 0.25]
-    batch[1, 0, 0] = [1.5, -0.2, 0.0]
+    batch[1, 0, 0] = [1.00001, -0.00001, 0.0]
     first, second = numpy_to_pil(batch)
     assert first.size == (3, 2) and first.mode == "RGB"
     assert first.getpixel((0, 0)) == (255, 128, 64)
     assert second.getpixel((0, 0)) == (255, 0, 0)
+
+
+def test_numpy_to_pil_takes_integer_pixels_of_any_integer_dtype():
+    array = np.asarray(gradient()).astype(np.int64)
+    assert np.array_equal(np.asarray(numpy_to_pil(array)[0]), array)
 
 
 def test_numpy_to_pil_keeps_uint8_and_takes_a_single_picture():
@@ -156,7 +162,7 @@ def test_image_grid_follows_rows_or_cols():
         (squares(5), 2, 2, ValueError, "holds 4 images, but 5"),
         ([], None, None, ValueError, "no images"),
         (squares(1) + squares(1, (4, 4)), None, None, ValueError, "same size"),
-        ([np.zeros((8, 10, 3), dtype=np.uint8)], None, None, TypeError, "expected PIL images, got ndarray"),
+        ([np.zeros((8, 10, 3), dtype=np.uint8)], None, None, TypeError, "image_grid takes PIL images, got ndarray"),
     ],
 )
 def test_image_grid_rejects_bad_input_clearly(images, rows, cols, error, message):

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
+import itertools
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
+from ..bench import max_pixel_diff
 from ..images import vae_scale_factor
-from . import Verdict, expect, expect_number, run_check
+from . import Verdict, expect, expect_number, quiet_copy, run_check
 
 
 def native_size(pipe: Any) -> int:
@@ -22,8 +25,18 @@ def parameter_count(part: Any) -> int:
     return sum(p.numel() for p in part.parameters()) if isinstance(part, torch.nn.Module) else 0
 
 
-def check_same_seed(star_pictures: Any, pipe: Any) -> Verdict:
-    """Two pictures made in two calls from the same seed: both the pipeline's size, identical pixel for pixel."""
+STAR_PROMPT, STAR_SEED = "a yellow star on a purple background", 7  # the exercise's picture
+GRID_ROWS, GRID_COLS = 3, 2  # three prompts, two pictures each
+
+
+def default_steps(pipe: Any) -> int:
+    """The number of denoising steps a call of ``pipe`` takes when none is given (50 for Stable Diffusion)."""
+    return inspect.signature(pipe.__call__).parameters["num_inference_steps"].default
+
+
+def check_same_seed(star_pictures: Any, pipe: Any, num_inference_steps: int | None = None) -> Verdict:
+    """Two pictures of ``STAR_PROMPT`` made in two calls from seed 7: identical pixel for pixel, and the picture the
+    pipeline makes from that seed (with its default number of steps unless told)."""
 
     def test(pictures: Any) -> None:
         expect(isinstance(pictures, (list, tuple)) and len(pictures) == 2,
@@ -35,6 +48,12 @@ def check_same_seed(star_pictures: Any, pipe: Any) -> Verdict:
         expect(pictures[0] is not pictures[1], "the two entries are one and the same object: make each in its own call")
         expect(np.array_equal(np.asarray(pictures[0]), np.asarray(pictures[1])),
                "the two pictures differ: seed a fresh generator with the same seed for each call")
+        steps = num_inference_steps or default_steps(pipe)
+        expected = quiet_copy(pipe)(STAR_PROMPT, num_inference_steps=steps,
+                                    generator=torch.Generator("cpu").manual_seed(STAR_SEED)).images[0]
+        difference = max_pixel_diff([pictures[0]], [expected])
+        expect(difference <= 2, f"these are not the picture of {STAR_PROMPT!r} from a CPU generator seeded with "
+                                f"{STAR_SEED} ({steps} steps): pixels differ from it by up to {difference} of 255")
 
     return run_check("ex-00-same-seed", star_pictures, test)
 
@@ -45,11 +64,19 @@ def check_prompt_rows(prompt_rows: Any, pipe: Any) -> Verdict:
     def test(grid: Any) -> None:
         expect(isinstance(grid, Image.Image), f"expected the PIL picture `image_grid` returns, got {type(grid).__name__}")
         side = native_size(pipe)
-        expected = (2 * side, 3 * side)
+        expected = (GRID_COLS * side, GRID_ROWS * side)
         expect(grid.size != (3 * side, 2 * side),
                "the grid has 2 rows of 3: give `image_grid` rows=3, so each prompt gets its own row")
         expect(grid.size == expected,
                f"expected 3 rows of 2 pictures of {side}x{side}, a {expected[0]}x{expected[1]} grid; got {grid.size}")
+        tiles = [np.asarray(grid.crop((c * side, r * side, (c + 1) * side, (r + 1) * side)))
+                 for r in range(GRID_ROWS) for c in range(GRID_COLS)]
+        expect(all(tile.std() > 1 for tile in tiles),
+               "a picture of the grid is one flat colour: paste the pipeline's pictures, two per prompt")
+        for i, j in itertools.combinations(range(len(tiles)), 2):
+            expect(not np.array_equal(tiles[i], tiles[j]),
+                   f"pictures {i} and {j} of the grid are the same picture: one call with num_images_per_prompt=2 "
+                   "draws new noise for each")
 
     return run_check("ex-00-grid", prompt_rows, test)
 

@@ -7,7 +7,7 @@ from typing import Any, Callable
 import torch
 
 from ..images import vae_scale_factor
-from . import Verdict, expect, run_check
+from . import Verdict, expect, expect_integer, run_check
 
 
 def check_add_noise(add_noise_by_hand: Any, scheduler: Any) -> Verdict:
@@ -37,7 +37,7 @@ def check_crossover(crossover_t: Any, scheduler: Any) -> Verdict:
     """The first timestep where the noise coefficient exceeds the signal coefficient."""
 
     def test(t: Any) -> None:
-        expect(isinstance(t, int) and not isinstance(t, bool), f"expected a Python int, got {type(t).__name__}")
+        expect_integer(t, "crossover_t")
         alphas_cumprod = scheduler.alphas_cumprod
         expected = int(torch.nonzero(1 - alphas_cumprod > alphas_cumprod)[0])
         expect(0 <= t < len(alphas_cumprod), f"timesteps run from 0 to {len(alphas_cumprod) - 1}, got {t}")

@@ -7,7 +7,7 @@ from typing import Any, Callable
 import torch
 from diffusers import UNet2DConditionModel
 
-from . import Verdict, expect, run_check
+from . import Verdict, expect, expect_integer, run_check
 
 
 def text_reading_params(unet: UNet2DConditionModel) -> int:
@@ -41,9 +41,9 @@ def check_bottom_shape(answer: Any, unet: UNet2DConditionModel) -> Verdict:
     def test(shape: Any) -> None:
         expect(isinstance(shape, (tuple, list, torch.Size)) and len(shape) == 3,
                f"expected a tuple (channels, height, width), got {shape!r}")
+        channels, height, width = (expect_integer(n, "each of bottom_shape's three numbers") for n in shape)
         size = unet.config.sample_size
         expected = bottom_shape(unet, size, 2 * size)
-        channels, height, width = (int(n) for n in shape)
         expect(channels == expected[0], f"the mid block has {expected[0]} channels (the last of block_out_channels), "
                                         f"got {channels}")
         expect((height, width) != (expected[1], expected[1]), "the latents are twice as wide as they are high: "

@@ -8,7 +8,7 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler, EulerDiscreteScheduler
 from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
 
-from . import Verdict, expect, run_check
+from . import Verdict, expect, expect_integer, run_check
 
 
 def _expect_close(answer: Any, expected: torch.Tensor, what: str) -> None:
@@ -35,9 +35,8 @@ def check_crossover(crossover_t: Any, scheduler_config: Mapping[str, Any]) -> Ve
     def test(answer: Any) -> None:
         alphas_cumprod = DDPMScheduler.from_config(scheduler_config).alphas_cumprod
         expected = int(torch.nonzero((1 - alphas_cumprod).sqrt() > alphas_cumprod.sqrt())[0])
-        expect(isinstance(answer, int) or (isinstance(answer, torch.Tensor) and answer.numel() == 1),
-               f"crossover_t: expected one integer timestep, got {type(answer).__name__}")
-        expect(int(answer) == expected, f"crossover_t: {int(answer)} is not the first timestep where noise exceeds "
+        t = expect_integer(answer, "crossover_t", tensors=True)
+        expect(t == expected, f"crossover_t: {t} is not the first timestep where noise exceeds "
                                         "signal (check the comparison and that you take the first one)")
 
     return run_check("ex-05-crossover", crossover_t, test)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from diffusers import StableDiffusionPipeline
+from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
 from PIL import Image
 
 from ..bench import max_pixel_diff
@@ -44,16 +44,36 @@ def _library(pipe: StableDiffusionPipeline, scheduler_name: str | None = None) -
     return library
 
 
-def check_batch_latents(batch_latents: Any, pipe: StableDiffusionPipeline) -> Verdict:
-    """Three starting latents at the native size, picture k drawn alone from seed 10 + k, times init_noise_sigma."""
+def euler_init_noise_sigma(pipe: StableDiffusionPipeline, num_inference_steps: int | None) -> float:
+    """``init_noise_sigma`` of an Euler scheduler on the pipeline's schedule, set to ``num_inference_steps`` steps
+    (None: not set); it depends on the steps, so reading it before ``set_timesteps`` gives another number."""
+    euler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+    if num_inference_steps is not None:
+        euler.set_timesteps(num_inference_steps)
+    return float(euler.init_noise_sigma)
+
+
+def check_batch_latents(batch_latents: Any, pipe: StableDiffusionPipeline, num_inference_steps: int) -> Verdict:
+    """Three starting latents at the native size for an Euler scheduler set to ``num_inference_steps`` steps: picture
+    k drawn alone from seed 10 + k, times the scheduler's ``init_noise_sigma`` (far from 1 for Euler)."""
     def test(answer: Any) -> None:
         size = pipe.unet.config.sample_size
         shape = (1, pipe.unet.config.in_channels, size, size)
         _expect_tensor(answer, (len(BATCH_SEEDS), *shape[1:]), "batch_latents")
+        sigma, sigma_unset = (euler_init_noise_sigma(pipe, steps) for steps in (num_inference_steps, None))
         for k, seed in enumerate(BATCH_SEEDS):
-            alone = torch.randn(shape, generator=seeded(seed)) * pipe.scheduler.init_noise_sigma
-            expect(torch.allclose(answer[k : k + 1].float().cpu(), alone, rtol=1e-3, atol=1e-3),  # float16 on a GPU
-                   f"batch_latents: picture {k} does not start from seed {seed}'s noise (one generator per picture)")
+            noise = torch.randn(shape, generator=seeded(seed))
+            got = answer[k : k + 1].float().cpu()
+
+            def starts_from(scale: float) -> bool:
+                return torch.allclose(got, noise * scale, rtol=1e-3, atol=1e-3 * scale)  # float16 on a GPU
+
+            expect(not starts_from(1.0), f"batch_latents: picture {k} is the bare noise: multiply it by the "
+                                         f"scheduler's init_noise_sigma ({sigma:.4g} here)")
+            expect(not starts_from(sigma_unset), "batch_latents: init_noise_sigma was read before set_timesteps: "
+                                                 f"call set_timesteps({num_inference_steps}) first")
+            expect(starts_from(sigma), f"batch_latents: picture {k} does not start from seed {seed}'s noise times "
+                                       f"{sigma:.4g} (one generator per picture)")
 
     return run_check("ex-06-batch-latents", batch_latents, test)
 

@@ -64,6 +64,10 @@ def check_drop_captions(drop_captions: Any) -> Verdict:
                "each caption must stay as it is, in its place, or become the empty string \"\"")
         share = dropped.count("") / len(captions)
         expect(0.22 <= share <= 0.28, f"with p=0.25 about a quarter should be empty, but {share:.0%} are")
+        expect(fn(captions, 0.25, random.Random(0)) == dropped,
+               "the same rng seed gave other drops: draw every random number from `rng`, not from `random`")
+        expect(fn(captions, 0.25, random.Random(1)) != dropped,
+               "another rng seed gave the same drops: the choice must come from `rng`, one draw per caption")
         expect(fn(captions[:50], 0.0, random.Random(1)) == captions[:50], "with p=0 no caption may be dropped")
         expect(fn(captions[:50], 1.0, random.Random(1)) == [""] * 50, "with p=1 every caption must be dropped")
 

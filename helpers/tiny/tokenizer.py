@@ -23,11 +23,18 @@ N_MERGES = 49152 - 256 - 2  # CLIP keeps the first 48894 merges of the file
 
 def download_bpe(into: Path) -> bytes:
     """Fetch the open-clip-torch wheel from the package registry (no install) and read the BPE file out of it."""
-    subprocess.run(
+    print(f"Building CLIP's tokenizer needs its BPE file ({BPE_IN_WHEEL}), which ships in the open-clip-torch wheel: "
+          "downloading the wheel from PyPI with pip (a few MB, nothing installed)", file=sys.stderr)
+    download = subprocess.run(
         [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d", str(into),
          "open-clip-torch"],
-        check=True,
+        capture_output=True, text=True,
     )
+    if download.returncode != 0:
+        raise RuntimeError(f"could not download the open-clip-torch wheel from PyPI for CLIP's BPE file "
+                           f"({(download.stderr.strip().splitlines() or ['no message'])[-1]}): connect to PyPI, or "
+                           "copy helpers/tiny_shapes_sd/tokenizer (the same tokenizer) to the training folder's "
+                           "tokenizer/, which training then reuses")
     wheel = next(into.glob("open_clip_torch-*.whl"))
     with zipfile.ZipFile(wheel) as archive:
         return archive.read(BPE_IN_WHEEL)

@@ -1,0 +1,21 @@
+"""Pieces the course's command lines share."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Callable
+
+
+def whole_number_at_least_1(why: str) -> Callable[[str], int]:
+    """An argparse ``type`` for a count or a limit: a whole number above 0; ``why`` ends the message for 0 or less."""
+
+    def parse(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if number < 1:
+            raise argparse.ArgumentTypeError(f"must be at least 1, got {number}: {why}")
+        return number
+
+    return parse
