@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from helpers.checks import ExerciseFailed
-from helpers.checks.ch10 import check_lora_numbers, check_lora_output
+from helpers.checks.ch10 import check_lora_numbers, check_lora_output, check_which_method
 
 
 def lora_output(layer: torch.nn.Module, x: torch.Tensor, adapter: str) -> torch.Tensor:
@@ -22,7 +22,8 @@ def lora_numbers(unet: torch.nn.Module, rank: int, targets: tuple[str, ...]) -> 
 def test_not_done_prints(capsys: pytest.CaptureFixture[str]) -> None:
     assert not check_lora_output(...)
     assert not check_lora_numbers(...)
-    assert capsys.readouterr().out.count("NOT DONE") == 2
+    assert not check_which_method(...)
+    assert capsys.readouterr().out.count("NOT DONE") == 3
 
 
 def test_lora_output() -> None:
@@ -53,3 +54,14 @@ def test_lora_numbers() -> None:
             rank * (m.in_features + m.out_features) for m in unet.modules() if isinstance(m, torch.nn.Linear)))
     with pytest.raises(ExerciseFailed, match="an int"):
         check_lora_numbers(lambda unet, rank, targets: float(lora_numbers(unet, rank, targets)))
+
+
+def test_which_method() -> None:
+    assert check_which_method({"dog": "textual inversion", "comic": "LoRA"})
+    assert check_which_method({"dog": "LoRA", "comic": "lora"})  # a LoRA catches the dog's details too
+    with pytest.raises(ExerciseFailed, match="never drawn"):
+        check_which_method({"dog": "textual inversion", "comic": "textual inversion"})
+    with pytest.raises(ExerciseFailed, match="keys"):
+        check_which_method({"dog": "LoRA"})
+    with pytest.raises(ExerciseFailed, match="must be"):
+        check_which_method({"dog": "DreamBooth", "comic": "LoRA"})

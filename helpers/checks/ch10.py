@@ -82,3 +82,22 @@ def check_lora_numbers(lora_numbers: Any) -> Verdict:
         expect(not lora_parameters(unet), "the function must count, not add an adapter to the UNet it is given")
 
     return run_check("ex-10-lora-count", lora_numbers, test)
+
+
+METHODS = ("textual inversion", "lora")
+
+
+def check_which_method(choices: Any) -> Verdict:
+    """A dict {"dog": method, "comic": method}, each method "textual inversion" or "LoRA"."""
+
+    def test(answer: Any) -> None:
+        expect(isinstance(answer, dict) and set(answer) == {"dog", "comic"},
+               f'expected a dict with the keys "dog" and "comic", got {answer!r}')
+        picked = {job: str(method).strip().lower() for job, method in answer.items()}
+        expect(all(method in METHODS for method in picked.values()),
+               f'each method must be "textual inversion" or "LoRA", got {answer!r}')
+        expect(picked["comic"] == "lora",
+               "a style the UNet has never drawn is a new drawing, like the heart for tiny-shapes-sd: a new "
+               "embedding can only steer drawings the frozen UNet can already make")
+
+    return run_check("ex-10-which-method", choices, test)
