@@ -7,7 +7,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from diffusers import ControlNetModel, StableDiffusionPipeline
 from safetensors.torch import load_file

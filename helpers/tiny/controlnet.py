@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from diffusers import (ControlNetModel, DDPMScheduler, StableDiffusionControlNetPipeline, StableDiffusionPipeline,
                        UNet2DConditionModel)
-from transformers import CLIPTextModel, CLIPTokenizer
+from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
 
 from .. import shapes
 from ..control import outline_picture, random_outline
@@ -111,7 +111,8 @@ class ControlledUNet(torch.nn.Module):
         super().__init__()
         self.unet, self.controlnet, self.condition = unet, controlnet, condition
 
-    def forward(self, sample: torch.Tensor, timestep: torch.Tensor, encoder_hidden_states: torch.Tensor):
+    def forward(self, sample: torch.Tensor, timestep: torch.Tensor,
+                encoder_hidden_states: torch.Tensor) -> UNet2DConditionOutput:
         down, mid = self.controlnet(sample, timestep, encoder_hidden_states=encoder_hidden_states,
                                     controlnet_cond=self.condition, return_dict=False)
         return self.unet(sample, timestep, encoder_hidden_states=encoder_hidden_states,
