@@ -1,4 +1,5 @@
-"""``python -m helpers.tiny train [--quick]`` and ``python -m helpers.tiny evaluate``."""
+"""``python -m helpers.tiny train [--quick]``, ``python -m helpers.tiny controlnet [--quick]`` and
+``python -m helpers.tiny evaluate``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from diffusers import AutoencoderKL
 from transformers import CLIPModel, CLIPTokenizer
 
 from .config import SHIPPED_DIR, TinyConfig
+from .controlnet import add_controlnet_arguments, run_controlnet
 from .export import check_loads_correctly, folder_size_mb, save_pipeline
 from .tokenizer import build_tokenizer
 from .train import latent_scaling_factor, train_unet, train_vae_and_clip, train_vae_decoder
@@ -60,6 +62,8 @@ def main() -> None:
     train_parser.add_argument("--out", type=Path, help="pipeline folder to write (default: the shipped one, or "
                                                        "the quick work folder's model/ with --quick)")
     train_parser.add_argument("--workdir", type=Path, help="checkpoint folder (default: ~/.cache/sd-book/...)")
+    add_controlnet_arguments(sub.add_parser("controlnet", help="train the ControlNet of the shipped tiny-shapes-sd "
+                                                               "(resumes from checkpoints)"))
     evaluate_parser = sub.add_parser("evaluate", help="print the model's evaluation figures as JSON")
     evaluate_parser.add_argument("--model", type=Path, help="pipeline folder (default: the shipped one)")
     evaluate_parser.add_argument("--prompts", type=int, default=64, help="number of generation prompts")
@@ -71,6 +75,8 @@ def main() -> None:
                          judge_weights=workdir / "judge.safetensors" if args.quick else config.judge_weights)
         losses = train(config)
         print(json.dumps({part: [round(values[0], 4), round(values[-1], 4)] for part, values in losses.items()}))
+    elif args.command == "controlnet":
+        print(json.dumps(run_controlnet(args)))
     else:
         from .evaluate import evaluate
 

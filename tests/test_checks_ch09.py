@@ -1,0 +1,70 @@
+"""Chapter 9's checks pass the reference solutions, fail plausible wrong answers and say NOT DONE on ``...``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from diffusers import ControlNetModel, StableDiffusionPipeline
+from PIL import Image
+
+from helpers.checks import ExerciseFailed
+from helpers.checks.ch09 import (check_extra_parameters, check_latent_mask, check_residual_values,
+                                 residual_value_count)
+from helpers.inpaint import latent_mask
+
+
+@pytest.fixture(scope="module")
+def controlnet(tiny_pipe: StableDiffusionPipeline) -> ControlNetModel:
+    return ControlNetModel.from_unet(tiny_pipe.unet, conditioning_embedding_out_channels=(16, 32, 64, 64)).eval()
+
+
+def test_not_done_prints(capsys: pytest.CaptureFixture[str], controlnet: ControlNetModel) -> None:
+    assert not check_latent_mask(...)
+    assert not check_residual_values(..., controlnet, 64)
+    assert not check_extra_parameters(...)
+    assert capsys.readouterr().out.count("NOT DONE") == 3
+
+
+def test_latent_mask() -> None:
+    assert check_latent_mask(latent_mask)
+
+    def averaged(mask_image: Image.Image, factor: int) -> torch.Tensor:  # shrinks by averaging, then rounds
+        pixels = torch.from_numpy(np.asarray(mask_image.convert("L"), np.float32) / 255)[None, None]
+        return (F.avg_pool2d(pixels, factor) >= 0.5).float()
+
+    def unrounded(mask_image: Image.Image, factor: int) -> torch.Tensor:  # keeps grey values
+        pixels = torch.from_numpy(np.asarray(mask_image.convert("L"), np.float32) / 255)[None, None]
+        return F.interpolate(pixels, scale_factor=1 / factor)
+
+    with pytest.raises(ExerciseFailed, match="nearest pixel"):
+        check_latent_mask(averaged)
+    with pytest.raises(ExerciseFailed, match="only 0 and 1"):
+        check_latent_mask(unrounded)
+    with pytest.raises(ExerciseFailed, match="function"):
+        check_latent_mask(3)
+
+
+def test_residual_values(controlnet: ControlNetModel) -> None:
+    count = residual_value_count(controlnet, 64)
+    # The tiny UNet: conv_in and 2 down blocks of 1 resnet and a downsampler at 64 and 128 channels, a last block of
+    # 1 resnet at 128, and the middle block: 64*64 + (64*64 + 64*16) + (128*16 + 128*4) + 128*4 + 128*4 values.
+    assert count == 64 * 64 + 64 * 64 + 64 * 16 + 128 * 16 + 128 * 4 + 128 * 4 + 128 * 4
+    assert check_residual_values(count, controlnet, 64)
+    with pytest.raises(ExerciseFailed, match="doubled batch"):
+        check_residual_values(2 * count, controlnet, 64)
+    with pytest.raises(ExerciseFailed, match="expected"):
+        check_residual_values(count - 128 * 4, controlnet, 64)  # forgot the middle residual
+    with pytest.raises(ExerciseFailed, match="int"):
+        check_residual_values(torch.tensor(count), controlnet, 64)
+
+
+def test_extra_parameters() -> None:
+    assert check_extra_parameters(5 * 320 * 9)
+    with pytest.raises(ExerciseFailed, match="kernel"):
+        check_extra_parameters(5 * 320)
+    with pytest.raises(ExerciseFailed, match="whole"):
+        check_extra_parameters(9 * 320 * 9)
+    with pytest.raises(ExerciseFailed, match="expected"):
+        check_extra_parameters(5 * 320 * 9 + 320)  # counts a bias that does not change
