@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -20,22 +21,23 @@ from .train import latent_scaling_factor, train_unet, train_vae_and_clip, train_
 from .train_judge import train_shape_classifier
 
 
-def shipped_tokenizer_dir(config: TinyConfig) -> Path:
-    """SD v1.5's tokenizer files: the shipped model's, or built once into the work folder where they are missing."""
-    shipped = SHIPPED_DIR / "tokenizer"
-    if (shipped / "vocab.json").exists():
-        return shipped
-    built = config.workdir / "tokenizer"
-    if not built.exists():
-        build_tokenizer(built)
-    return built
+def tokenizer_files(config: TinyConfig) -> Path:
+    """SD v1.5's tokenizer files in the work folder: copied from the shipped model, or built where it has none."""
+    folder = config.workdir / "tokenizer"
+    if not folder.exists():
+        shipped = SHIPPED_DIR / "tokenizer"
+        if (shipped / "vocab.json").exists():
+            shutil.copytree(shipped, folder)
+        else:
+            build_tokenizer(folder)
+    return folder
 
 
 def train(config: TinyConfig) -> dict[str, list[float]]:
     """Train every part in order and write the pipeline folder; returns each part's losses."""
     start = time.time()
     config.workdir.mkdir(parents=True, exist_ok=True)
-    tokenizer_dir = shipped_tokenizer_dir(config)
+    tokenizer_dir = tokenizer_files(config)
     tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir)
     losses = train_vae_and_clip(config, tokenizer_dir)
     losses["vae_decoder"] = train_vae_decoder(config)
