@@ -33,7 +33,7 @@ COLORS: dict[str, tuple[int, int, int]] = {
     "black": (15, 15, 15),
 }
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross")
-# Shapes that render and that the judge knows, but that no training picture shows: chapter 10 teaches one as a new word.
+# Shapes that render and that the judge knows, but that no training picture shows: a concept to teach as a new word.
 NEW_SHAPES: tuple[str, ...] = ("heart",)
 # Shape width as a fraction of the picture: a named size draws from its range, an unnamed one from the whole range.
 SIZES: dict[str, tuple[float, float]] = {"small": (0.32, 0.42), "big": (0.6, 0.7)}
