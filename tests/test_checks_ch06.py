@@ -138,7 +138,7 @@ def test_negative_at_one(pipe: StableDiffusionPipeline, negative_effect_at_7_5: 
 # ex-06-resume -----------------------------------------------------------------------------------------------------
 
 
-def resumed(pipe: StableDiffusionPipeline, reset: bool = False, skip: int = 0, restart: bool = False):
+def resumed(pipe: StableDiffusionPipeline, skip: int = 0, restart: bool = False):
     """The picture drawn in two ``denoise`` calls; the flags make the mistakes a learner might make."""
     scheduler = make_scheduler("DPM-Solver++", pipe.scheduler.config)
     scheduler.set_timesteps(NUM_STEPS)
@@ -151,15 +151,15 @@ def resumed(pipe: StableDiffusionPipeline, reset: bool = False, skip: int = 0, r
                        negative_prompt_embeds=negative_prompt_embeds, progress=False)
 
     paused = run(start, scheduler.timesteps[:10])
-    if reset:
-        scheduler.set_timesteps(NUM_STEPS)  # forgets the multistep history
     finished = run(start if restart else paused, scheduler.timesteps[10 + skip :])
     return decode_latents(pipe.vae, finished)[0]
 
 
 def test_resume(pipe: StableDiffusionPipeline) -> None:
     assert check_resume(resumed(pipe), pipe)
-    for mistake in ({"reset": True}, {"skip": 1}, {"restart": True}):
+    # Resetting the scheduler between the calls forgets DPM-Solver++'s history, but moves no pixel by more than 1 of 255
+    # on this model: not a mistake the pictures can show, so it is not among the wrong answers.
+    for mistake in ({"skip": 1}, {"restart": True}):
         with pytest.raises(ExerciseFailed, match="differs"):
             check_resume(resumed(pipe, **mistake), pipe)
     with pytest.raises(ExerciseFailed, match="PIL image"):
@@ -170,7 +170,7 @@ def test_resume(pipe: StableDiffusionPipeline) -> None:
 
 
 @pytest.mark.parametrize("call", [
-    lambda pipe: check_batch_latents(..., pipe),
+    lambda pipe: check_batch_latents(..., pipe, NUM_STEPS),
     lambda pipe: check_guidance_rescale(..., pipe),
     lambda pipe: check_negative_at_one(..., EXPLANATION, pipe),
     lambda pipe: check_negative_at_one({1: 0, 7.5: 1}, ..., pipe),

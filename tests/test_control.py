@@ -57,7 +57,8 @@ def test_controlnet_loop_equals_the_pipeline(tiny_pipe: StableDiffusionPipeline,
                        generator=torch.Generator().manual_seed(3)).images
     prompt_embeds, negative_prompt_embeds = encode_prompt(tiny_pipe.tokenizer, tiny_pipe.text_encoder, PROMPT)
     tiny_pipe.scheduler.set_timesteps(8)
-    latents = make_latents(1, 4, 8, 8, tiny_pipe.scheduler, torch.Generator().manual_seed(3))
+    latents = make_latents(1, 4, 8, 8, init_noise_sigma=tiny_pipe.scheduler.init_noise_sigma,
+                           generator=torch.Generator().manual_seed(3))
     condition = torch.from_numpy(np.asarray(condition_picture)).permute(2, 0, 1)[None].float() / 255
     latents = controlnet_denoise(tiny_pipe.unet, controlnet, tiny_pipe.scheduler, latents, prompt_embeds,
                                  negative_prompt_embeds, condition, num_inference_steps=8,

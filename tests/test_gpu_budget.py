@@ -20,9 +20,9 @@ from helpers.budget import t4_seconds
 
 BUDGET_DIR = ROOT / "_build" / "gpu_budget"
 LIMIT_MINUTES = 5
-# Work that only the GPU world does, which the CPU run cannot count: chapter 8 compiles the UNet with torch.compile
-# (Triton's kernels, on Colab's 2 vCPUs) where the CPU run skips it.
-GPU_ONLY_SECONDS = {"08_speed_and_memory": 120.0}
+# Work that only the GPU world does, which the CPU run cannot count. None now: chapter 8 times torch.compile (minutes
+# of compiling on Colab) only when the reader sets TIME_COMPILE = True.
+GPU_ONLY_SECONDS: dict[str, float] = {}
 STATED = re.compile(r"this chapter takes about (\d+) minutes?")
 STATEMENT = ("On Colab's free T4 GPU with SD v1.5, this chapter takes about {minutes} minutes (an estimate from the "
              "work it counts:\nsee the README's GPU budget).")

@@ -17,7 +17,7 @@ from .config import SHIPPED_DIR, TinyConfig
 from .controlnet import add_controlnet_arguments, run_controlnet
 from .export import check_loads_correctly, folder_size_mb, save_pipeline
 from .tokenizer import build_tokenizer
-from .train import latent_scaling_factor, train_unet, train_vae_and_clip, train_vae_decoder
+from .train import latent_scaling_factor, train_unet, train_vae_and_clip
 from .train_judge import train_shape_classifier
 
 
@@ -33,6 +33,12 @@ def tokenizer_files(config: TinyConfig) -> Path:
     return folder
 
 
+def first_and_last(losses: list[float]) -> list[float]:
+    """The mean loss over the first and over the last fifth of a run: single batches are too noisy to compare."""
+    k = max(1, len(losses) // 5)
+    return [round(sum(losses[:k]) / k, 4), round(sum(losses[-k:]) / k, 4)]
+
+
 def train(config: TinyConfig) -> dict[str, list[float]]:
     """Train every part in order and write the pipeline folder; returns each part's losses."""
     start = time.time()
@@ -40,8 +46,7 @@ def train(config: TinyConfig) -> dict[str, list[float]]:
     tokenizer_dir = tokenizer_files(config)
     tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir)
     losses = train_vae_and_clip(config, tokenizer_dir)
-    losses["vae_decoder"] = train_vae_decoder(config)
-    vae = AutoencoderKL.from_pretrained(config.workdir / "vae_decoder").to(config.device)
+    vae = AutoencoderKL.from_pretrained(config.workdir / "vae").to(config.device)
     vae.register_to_config(scaling_factor=latent_scaling_factor(vae, config))
     judge_accuracy = train_shape_classifier(vae, config)
     clip = CLIPModel.from_pretrained(config.workdir / "clip").to(config.device)
@@ -76,7 +81,7 @@ def main() -> None:
         config = replace(config, out_dir=args.out or config.out_dir, workdir=workdir,
                          judge_weights=workdir / "judge.safetensors" if args.quick else config.judge_weights)
         losses = train(config)
-        print(json.dumps({part: [round(values[0], 4), round(values[-1], 4)] for part, values in losses.items()}))
+        print(json.dumps({part: first_and_last(values) for part, values in losses.items()}))
     elif args.command == "controlnet":
         print(json.dumps(run_controlnet(args)))
     else:

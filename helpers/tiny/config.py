@@ -48,8 +48,6 @@ class TinyConfig:
     vae_lr: float = 1e-3
     vae_kl_weight: float = 1e-6
     vae_shape_weight: float = 4.0  # shape pixels count 5x in the loss: they are few and carry the outline
-    vae_decoder_steps: int = 2000  # then the decoder alone, the encoder frozen, as SD's VAE decoder was fine-tuned
-    vae_decoder_lr: float = 3e-4
     # CLIP: the text tower is the pipeline's text encoder; its width is the UNet's cross-attention width.
     text_width: int = 64
     text_layers: int = 3
@@ -86,7 +84,7 @@ class TinyConfig:
 
     def quick(self) -> "TinyConfig":
         """A few steps of each part: shows the losses fall, in well under a minute."""
-        return replace(self, vae_steps=30, vae_decoder_steps=10, clip_steps=30, unet_steps=40, dataset_size=512,
+        return replace(self, vae_steps=30, clip_steps=30, unet_steps=40, dataset_size=512,
                        unet_dataset_size=512, checkpoint_every=20, vae_batch=16, clip_batch=32, unet_batch=32,
                        warmup_steps=10, judge_examples=300, judge_steps=20, workdir=default_workdir(quick=True),
                        out_dir=default_workdir(quick=True) / "model")

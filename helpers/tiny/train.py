@@ -108,31 +108,6 @@ def train_vae(config: TinyConfig) -> list[float]:
     return losses
 
 
-def train_vae_decoder(config: TinyConfig) -> list[float]:
-    """Fine-tune the trained VAE's decoder with its encoder frozen, and save the VAE to ``workdir/vae_decoder``.
-
-    SD's own VAE decoder was fine-tuned the same way: the encoder, so every latent and the UNet trained on them,
-    stays as it was, while the pictures decoded from them get sharper.
-    """
-    torch.manual_seed(config.seed)
-    pictures, _ = shapes.make_dataset(config.dataset_size, seed=config.seed + 3)
-    vae = AutoencoderKL.from_pretrained(config.workdir / "vae").to(config.device)
-    vae.encoder.requires_grad_(False)
-    vae.quant_conv.requires_grad_(False)
-
-    def loss() -> torch.Tensor:
-        index = torch.randint(0, len(pictures), (config.vae_batch,))
-        pixels = to_pixels(pictures[index.numpy()]).to(config.device)  # (B, 3, H, W)
-        with torch.no_grad():
-            latents = vae.encode(pixels).latent_dist.sample()  # (B, 4, h, w)
-        weight = 1 + config.vae_shape_weight * foreground_mask(pixels)
-        return (weight * (vae.decode(latents).sample - pixels) ** 2).mean()
-
-    losses = run_loop("vae_decoder", vae, loss, config.vae_decoder_steps, config.vae_decoder_lr, config)
-    vae.save_pretrained(config.workdir / "vae_decoder")
-    return losses
-
-
 def contrastive_batch(size: int, rng: random.Random) -> tuple[np.ndarray, list[str]]:
     """Pictures and captions in groups that share colours but differ in shape, so shape must be learned."""
     scenes = []
