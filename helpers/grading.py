@@ -352,6 +352,9 @@ def find_submissions(paths: Sequence[Path], reference_dir: Path) -> list[Submiss
     """Every handed-in notebook under ``paths``, with its reference notebook (matched by the end of its file name)
     and its student: the sub-folder it lies in, else its file name's prefix (``alice_02_vae.ipynb``), else its
     folder."""
+    missing = [top for top in paths if not top.exists()]
+    if missing:  # the class's folder first: the reference is the kit's own and usually right
+        raise KitError(f"no such notebook or folder: {missing[0]}")
     references = sorted(reference_dir.glob("*.ipynb")) if reference_dir.is_dir() else []
     if not references:
         raise KitError(f"no reference notebooks in {reference_dir}: pass --reference with the book's folder")
