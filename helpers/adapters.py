@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -19,30 +19,59 @@ from safetensors.torch import save_file
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from . import shapes
-from .tiny.train import diffusion_loss, encode_dataset, sample_batch, tokenize, train_step
+from .tiny.train import (
+    diffusion_loss,
+    encode_dataset,
+    sample_batch,
+    tokenize,
+    train_step,
+)
 
-LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # every attention projection, self- and cross-attention
+LORA_TARGETS = (
+    "to_q",
+    "to_k",
+    "to_v",
+    "to_out.0",
+)  # every attention projection, self- and cross-attention
 
 
 def concept_scenes(shape: str, n: int, seed: int) -> list[shapes.Scene]:
     """``n`` random training-style scenes, each showing ``shape`` (colours, size and place vary)."""
     rng = random.Random(seed)
-    return [shapes.with_attribute(shapes.random_scene(rng), "shape", shape) for _ in range(n)]
+    return [
+        shapes.with_attribute(shapes.random_scene(rng), "shape", shape)
+        for _ in range(n)
+    ]
 
 
-def render_scenes(scenes: Sequence[shapes.Scene], seed: int, size: int = shapes.IMAGE_SIZE) -> np.ndarray:
+def render_scenes(
+    scenes: Sequence[shapes.Scene], seed: int, size: int = shapes.IMAGE_SIZE
+) -> np.ndarray:
     """The scenes drawn as uint8 pictures (N, size, size, 3), each with its own seed."""
-    return np.stack([np.asarray(shapes.render(scene, size=size, seed=seed + i)) for i, scene in enumerate(scenes)])
+    return np.stack(
+        [
+            np.asarray(shapes.render(scene, size=size, seed=seed + i))
+            for i, scene in enumerate(scenes)
+        ]
+    )
 
 
 class ConceptData:
     """The VAE's latent distributions of some pictures and their scenes, giving batches of captions in which
     ``rename`` swaps words (``{"heart": "<heart>"}`` says the new token where the caption said "heart")."""
 
-    def __init__(self, vae: torch.nn.Module, scenes: Sequence[shapes.Scene], seed: int, size: int,
-                 rename: dict[str, str] | None = None):
+    def __init__(
+        self,
+        vae: torch.nn.Module,
+        scenes: Sequence[shapes.Scene],
+        seed: int,
+        size: int,
+        rename: dict[str, str] | None = None,
+    ):
         self.scenes = list(scenes)
-        self.latent_dists = encode_dataset(vae, render_scenes(self.scenes, seed, size), batch=8)  # (N, 2, 4, h, w)
+        self.latent_dists = encode_dataset(
+            vae, render_scenes(self.scenes, seed, size), batch=8
+        )  # (N, 2, 4, h, w)
         self.scaling_factor = vae.config.scaling_factor
         self.rename = rename or {}
 
@@ -54,11 +83,15 @@ class ConceptData:
 
     def batch(self, size: int, rng: random.Random) -> tuple[torch.Tensor, list[str]]:
         """Latents (B, 4, h, w) drawn from random pictures, and their captions, renamed."""
-        latents, captions = sample_batch(self.latent_dists, self.scenes, size, self.scaling_factor, 0.0, rng)
+        latents, captions = sample_batch(
+            self.latent_dists, self.scenes, size, self.scaling_factor, 0.0, rng
+        )
         return latents, [self.caption(text) for text in captions]
 
 
-def add_token(tokenizer: CLIPTokenizer, text_encoder: CLIPTextModel, token: str, initializer: str) -> int:
+def add_token(
+    tokenizer: CLIPTokenizer, text_encoder: CLIPTextModel, token: str, initializer: str
+) -> int:
     """Add ``token`` to the vocabulary and a row for it to the embedding table, a copy of ``initializer``'s row."""
     if tokenizer.add_tokens(token) != 1:
         raise ValueError(f"{token!r} is already a token")
@@ -71,7 +104,9 @@ def add_token(tokenizer: CLIPTokenizer, text_encoder: CLIPTextModel, token: str,
     return token_id
 
 
-def train_only_rows(table: torch.nn.Parameter, rows: Sequence[int]) -> torch.utils.hooks.RemovableHandle:
+def train_only_rows(
+    table: torch.nn.Parameter, rows: Sequence[int]
+) -> torch.utils.hooks.RemovableHandle:
     """Let gradients reach only ``rows`` of an embedding table: every other row's gradient is zero, so with no
     weight decay Adam leaves those rows exactly as they were."""
     mask = torch.zeros(len(table), 1, dtype=table.dtype, device=table.device)
@@ -80,26 +115,44 @@ def train_only_rows(table: torch.nn.Parameter, rows: Sequence[int]) -> torch.uti
     return table.register_hook(lambda grad: grad * mask)
 
 
-def embed_with_grad(text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer, captions: list[str]) -> torch.Tensor:
+def embed_with_grad(
+    text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer, captions: list[str]
+) -> torch.Tensor:
     """Captions -> ``last_hidden_state`` (B, 77, d), with gradients (textual inversion trains through it)."""
-    return text_encoder(tokenize(tokenizer, captions, text_encoder.device)).last_hidden_state
+    return text_encoder(
+        tokenize(tokenizer, captions, text_encoder.device)
+    ).last_hidden_state
 
 
-def fit(pipe: StableDiffusionPipeline, data: ConceptData, parameters: list[torch.nn.Parameter], steps: int,
-        lr: float, batch_size: int, seed: int, grad_clip: float = 1.0) -> tuple[list[float], list[float]]:
+def fit(
+    pipe: StableDiffusionPipeline,
+    data: ConceptData,
+    parameters: list[torch.nn.Parameter],
+    steps: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    grad_clip: float = 1.0,
+) -> tuple[list[float], list[float]]:
     """Train ``parameters`` (and nothing else) with chapter 7's diffusion loss on ``data``'s batches; returns the
     loss and the seconds of every step."""
     rng = random.Random(seed)
     torch.manual_seed(seed)
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
-    trained = torch.nn.ParameterList(parameters)  # train_step clips the norm of these parameters' gradients
+    trained = torch.nn.ParameterList(
+        parameters
+    )  # train_step clips the norm of these parameters' gradients
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.0)
     losses, seconds = [], []
     for _ in range(steps):
         start = time.perf_counter()
         latents, captions = data.batch(batch_size, rng)  # (B, 4, h, w), B captions
-        text_embeddings = embed_with_grad(pipe.text_encoder, pipe.tokenizer, captions)  # (B, 77, d)
-        loss = diffusion_loss(pipe.unet, noise_scheduler, latents.to(pipe.unet.device), text_embeddings)
+        text_embeddings = embed_with_grad(
+            pipe.text_encoder, pipe.tokenizer, captions
+        )  # (B, 77, d)
+        loss = diffusion_loss(
+            pipe.unet, noise_scheduler, latents.to(pipe.unet.device), text_embeddings
+        )
         train_step(trained, optimizer, loss, grad_clip)
         losses.append(loss.item())
         seconds.append(time.perf_counter() - start)
@@ -113,8 +166,14 @@ def save_embedding(path: Path, token: str, embedding: torch.Tensor) -> Path:
     return path
 
 
-def lora_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, lora_a: torch.Tensor,
-                 lora_b: torch.Tensor, scale: float) -> torch.Tensor:
+def lora_forward(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    lora_a: torch.Tensor,
+    lora_b: torch.Tensor,
+    scale: float,
+) -> torch.Tensor:
     """What a LoRA linear layer computes: x W^T + b + scale * x A^T B^T, with A (r, in) and B (out, r).
 
     The same as a linear layer with weight W + scale * B A, but B A (out, in) is never formed while training.
@@ -131,4 +190,3 @@ def count_parameters(parameters: Sequence[torch.nn.Parameter]) -> int:
 def lora_parameters(module: torch.nn.Module) -> list[torch.nn.Parameter]:
     """The LoRA matrices (A and B of every adapted layer) that peft added to ``module``."""
     return [p for name, p in module.named_parameters() if "lora_" in name]
-

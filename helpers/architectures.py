@@ -36,23 +36,43 @@ SCHEDULER = "scheduler"  # the part without weights
 class PublishedSize:
     """A parameter count as its authors published it, and where."""
 
-    parts: tuple[tuple[str, str], ...]  # (model, part) pairs whose parameters add up to the figure
+    parts: tuple[
+        tuple[str, str], ...
+    ]  # (model, part) pairs whose parameters add up to the figure
     parameters: float
     source: str
 
 
 # Rounded figures from papers and model cards; chapter 11 asserts that the configs agree within TOLERANCE.
 PUBLISHED_SIZES = {
-    "SD v1.5 UNet": PublishedSize((("sd15", "unet"),), 860e6, "Podell et al. 2023, Table 1"),
+    "SD v1.5 UNet": PublishedSize(
+        (("sd15", "unet"),), 860e6, "Podell et al. 2023, Table 1"
+    ),
     "CLIP ViT-L/14 text encoder": PublishedSize(
-        (("sd15", "text_encoder"),), 123e6, "Rombach et al. 2022, the CompVis/stable-diffusion README"),
-    "SD 2 UNet": PublishedSize((("sd2", "unet"),), 865e6, "Podell et al. 2023, Table 1"),
-    "SDXL UNet": PublishedSize((("sdxl", "unet"),), 2.6e9, "Podell et al. 2023, Table 1"),
+        (("sd15", "text_encoder"),),
+        123e6,
+        "Rombach et al. 2022, the CompVis/stable-diffusion README",
+    ),
+    "SD 2 UNet": PublishedSize(
+        (("sd2", "unet"),), 865e6, "Podell et al. 2023, Table 1"
+    ),
+    "SDXL UNet": PublishedSize(
+        (("sdxl", "unet"),), 2.6e9, "Podell et al. 2023, Table 1"
+    ),
     "SDXL's two text encoders": PublishedSize(
-        (("sdxl", "text_encoder"), ("sdxl", "text_encoder_2")), 817e6, "Podell et al. 2023, section 2.1"),
-    "SD3 Medium MMDiT": PublishedSize((("sd3", "transformer"),), 2e9, "the stable-diffusion-3-medium model card"),
-    "T5-XXL encoder": PublishedSize((("sd3", "text_encoder_3"),), 4.7e9, "Esser et al. 2024"),
-    "FLUX.1 transformer": PublishedSize((("flux", "transformer"),), 12e9, "the FLUX.1 [schnell] model card"),
+        (("sdxl", "text_encoder"), ("sdxl", "text_encoder_2")),
+        817e6,
+        "Podell et al. 2023, section 2.1",
+    ),
+    "SD3 Medium MMDiT": PublishedSize(
+        (("sd3", "transformer"),), 2e9, "the stable-diffusion-3-medium model card"
+    ),
+    "T5-XXL encoder": PublishedSize(
+        (("sd3", "text_encoder_3"),), 4.7e9, "Esser et al. 2024"
+    ),
+    "FLUX.1 transformer": PublishedSize(
+        (("flux", "transformer"),), 12e9, "the FLUX.1 [schnell] model card"
+    ),
 }
 TOLERANCE = 0.03  # published figures are rounded to two or three digits
 
@@ -60,13 +80,17 @@ TOLERANCE = 0.03  # published figures are rounded to two or three digits
 def config_dir(model: str) -> Path:
     """The folder that holds ``model``'s configs."""
     if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}: expected one of {', '.join(MODELS)}")
+        raise ValueError(
+            f"unknown model {model!r}: expected one of {', '.join(MODELS)}"
+        )
     return SD15_CONFIG_DIR if model == "sd15" else CONFIG_DIR / model
 
 
 def parts(model: str) -> list[str]:
     """The parts of ``model`` that hold weights, e.g. ``["text_encoder", "text_encoder_2", "unet", "vae"]``."""
-    return sorted(path.stem for path in config_dir(model).glob("*.json") if path.stem != SCHEDULER)
+    return sorted(
+        path.stem for path in config_dir(model).glob("*.json") if path.stem != SCHEDULER
+    )
 
 
 def architecture_config(model: str, part: str, **overrides: Any) -> dict[str, Any]:
@@ -75,8 +99,12 @@ def architecture_config(model: str, part: str, **overrides: Any) -> dict[str, An
         return sd15_config(part, **overrides)
     path = config_dir(model) / f"{part}.json"
     if not path.exists():
-        known = parts(model) + ([SCHEDULER] if (config_dir(model) / f"{SCHEDULER}.json").exists() else [])
-        raise ValueError(f"{model} has no part {part!r}: expected one of {', '.join(known)}")
+        known = parts(model) + (
+            [SCHEDULER] if (config_dir(model) / f"{SCHEDULER}.json").exists() else []
+        )
+        raise ValueError(
+            f"{model} has no part {part!r}: expected one of {', '.join(known)}"
+        )
     return {**json.loads(path.read_text()), **overrides}
 
 
@@ -116,7 +144,9 @@ def parameter_count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def published_size_agrees(size: PublishedSize, counts: dict[tuple[str, str], int]) -> bool:
+def published_size_agrees(
+    size: PublishedSize, counts: dict[tuple[str, str], int]
+) -> bool:
     """Whether the parameters counted for ``size.parts`` are within ``TOLERANCE`` of the published figure."""
     counted = sum(counts[part] for part in size.parts)
     return abs(counted - size.parameters) <= TOLERANCE * size.parameters
@@ -127,21 +157,30 @@ def shift_sigmas(sigmas: torch.Tensor, shift: float) -> torch.Tensor:
     return shift * sigmas / (1 + (shift - 1) * sigmas)
 
 
-def flow_match_step(velocity: torch.Tensor, sigma: float | torch.Tensor, sigma_next: float | torch.Tensor,
-                    latents: torch.Tensor) -> torch.Tensor:
+def flow_match_step(
+    velocity: torch.Tensor,
+    sigma: float | torch.Tensor,
+    sigma_next: float | torch.Tensor,
+    latents: torch.Tensor,
+) -> torch.Tensor:
     """One Euler step of rectified flow from noise level ``sigma`` to ``sigma_next``.
 
     The model predicts the velocity v = noise - x_0 of the straight path x_sigma = (1 - sigma) x_0 + sigma noise,
     so moving along it is x_next = x + (sigma_next - sigma) v. Like the library, the sum is taken in float32 (a
     half-precision model's small steps would otherwise round away) and the result has the model's dtype.
     """
-    next_latents = latents.float() + (sigma_next - sigma) * velocity  # (B, C, h, w), float32
+    # (B, C, h, w), float32
+    next_latents = latents.float() + (sigma_next - sigma) * velocity
     return next_latents.to(velocity.dtype)
 
 
-def library_time_ids(model: str, original_size: tuple[int, int], crops_coords_top_left: tuple[int, int],
-                     target_size: tuple[int, int] | None = None,
-                     aesthetic_score: float | None = None) -> torch.Tensor:
+def library_time_ids(
+    model: str,
+    original_size: tuple[int, int],
+    crops_coords_top_left: tuple[int, int],
+    target_size: tuple[int, int] | None = None,
+    aesthetic_score: float | None = None,
+) -> torch.Tensor:
     """SDXL's micro-conditioning ``add_time_ids`` as the library's own pipelines make them, (1, 6) or (1, 5).
 
     The base model (``"sdxl"``) reads the original size, the crop's top-left corner and the target size; the
@@ -150,13 +189,32 @@ def library_time_ids(model: str, original_size: tuple[int, int], crops_coords_to
     model's UNet built on the meta device standing in for the pipeline.
     """
     unet = build_on_meta(model, "unet")
-    projection_dim = architecture_config(model, "text_encoder_2")["projection_dim"]  # the pooled embedding's width
+    projection_dim = architecture_config(model, "text_encoder_2")[
+        "projection_dim"
+    ]  # the pooled embedding's width
     if model == "sdxl_refiner":
-        refiner = SimpleNamespace(unet=unet, config=SimpleNamespace(requires_aesthetics_score=True))
+        refiner = SimpleNamespace(
+            unet=unet, config=SimpleNamespace(requires_aesthetics_score=True)
+        )
         time_ids, _ = StableDiffusionXLImg2ImgPipeline._get_add_time_ids(
-            refiner, original_size, crops_coords_top_left, target_size, aesthetic_score, 2.5,
-            original_size, crops_coords_top_left, target_size, torch.float32, projection_dim)
+            refiner,
+            original_size,
+            crops_coords_top_left,
+            target_size,
+            aesthetic_score,
+            2.5,
+            original_size,
+            crops_coords_top_left,
+            target_size,
+            torch.float32,
+            projection_dim,
+        )
         return time_ids
     return StableDiffusionXLPipeline._get_add_time_ids(
-        SimpleNamespace(unet=unet), original_size, crops_coords_top_left, target_size, torch.float32,
-        projection_dim)
+        SimpleNamespace(unet=unet),
+        original_size,
+        crops_coords_top_left,
+        target_size,
+        torch.float32,
+        projection_dim,
+    )

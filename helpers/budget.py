@@ -1,7 +1,7 @@
 """A budget for the GPU world, counted on a CPU: about how long a chapter takes on Colab's T4 with SD v1.5.
 
-With ``SD_BOOK_BUDGET_FILE`` set (the tests set it for each chapter they run), importing ``helpers`` starts a tally in
-that process. ``resolve_model`` tells it the chapter's model, and ``load_component`` hands it every part it loads for
+With ``SD_BOOK_BUDGET_FILE`` set (the tests set it for each chapter they run), ``resolve_model`` starts a tally in that
+process and tells it the chapter's model, and ``load_component`` hands it every part it loads for
 that model (in any dtype): the parts that, on a GPU, are SD v1.5's. The tally counts their work in units of the GPU
 world, whatever the size of the model that runs here:
 
@@ -28,9 +28,11 @@ from typing import Any
 import torch
 
 # SD v1.5 in float16 on Colab's T4 (16 GB, 65 TFLOPS of float16).
-T4_SECONDS_PER_GUIDED_CALL = 0.14  # one UNet call on a batch of 2 at 64x64 latents (512x512 pixels)
+# one UNet call on a batch of 2 at 64x64 latents (512x512 pixels)
+T4_SECONDS_PER_GUIDED_CALL = 0.14
 T4_SECONDS_PER_DECODE = 0.25  # the VAE decoder on one 512x512 picture
-T4_SECONDS_PER_PART_LOAD = 5.0  # one part (UNet, VAE, text encoder) from Colab's disk onto the GPU
+# one part (UNet, VAE, text encoder) from Colab's disk onto the GPU
+T4_SECONDS_PER_PART_LOAD = 5.0
 T4_SECONDS_SETUP = 90.0  # the setup cell's pip install and the first download of SD v1.5's fp16 weights (~2 GB)
 GRADIENT_FACTOR = 3  # a call with gradients costs about three calls: the forward and a backward twice as long
 
@@ -43,38 +45,48 @@ class Tally:
     decoded_pictures: float = 0.0
     part_loads: int = 0
     seconds_in_parts: float = 0.0
-    started: float = dataclasses.field(default_factory=time.process_time)
+    started: float = (
+        0.0  # CPU seconds are counted from the process start: the imports count too
+    )
 
     def as_json(self) -> dict[str, float]:
         elsewhere = time.process_time() - self.started - self.seconds_in_parts
-        return {"guided_calls": self.guided_calls, "decoded_pictures": self.decoded_pictures,
-                "part_loads": self.part_loads, "cpu_seconds_elsewhere": elsewhere}
+        return {
+            "guided_calls": self.guided_calls,
+            "decoded_pictures": self.decoded_pictures,
+            "part_loads": self.part_loads,
+            "cpu_seconds_elsewhere": elsewhere,
+        }
 
 
 def t4_seconds(counts: dict[str, float]) -> float:
     """The estimated seconds on a T4 of a chapter's counts (as ``Tally.as_json`` writes them)."""
-    return (T4_SECONDS_SETUP + counts["guided_calls"] * T4_SECONDS_PER_GUIDED_CALL
-            + counts["decoded_pictures"] * T4_SECONDS_PER_DECODE + counts["part_loads"] * T4_SECONDS_PER_PART_LOAD
-            + counts["cpu_seconds_elsewhere"])
+    return (
+        T4_SECONDS_SETUP
+        + counts["guided_calls"] * T4_SECONDS_PER_GUIDED_CALL
+        + counts["decoded_pictures"] * T4_SECONDS_PER_DECODE
+        + counts["part_loads"] * T4_SECONDS_PER_PART_LOAD
+        + counts["cpu_seconds_elsewhere"]
+    )
 
 
 _tally: Tally | None = None
 _chapter_choice: Any = None  # the ModelChoice that resolve_model made
 
 
-def start_if_asked() -> None:
-    """Start the tally if ``SD_BOOK_BUDGET_FILE`` names a file; it is written when the process ends."""
-    global _tally
+def chapter_model(choice: Any) -> None:
+    """Remember the choice ``resolve_model`` made: parts loaded for it are the chapter's model.
+
+    Where ``SD_BOOK_BUDGET_FILE`` names a file, start the tally; it is written there when the process ends.
+    """
+    global _chapter_choice, _tally
+    _chapter_choice = choice
     path = os.environ.get("SD_BOOK_BUDGET_FILE")
     if path and _tally is None:
         _tally = Tally()
-        atexit.register(lambda: Path(path).write_text(json.dumps(_tally.as_json(), indent=1)))
-
-
-def chapter_model(choice: Any) -> None:
-    """Remember the choice ``resolve_model`` made: parts loaded for it are the chapter's model."""
-    global _chapter_choice
-    _chapter_choice = choice
+        atexit.register(
+            lambda: Path(path).write_text(json.dumps(_tally.as_json(), indent=1))
+        )
 
 
 def track(model: torch.nn.Module, choice: Any) -> None:
@@ -86,23 +98,38 @@ def track(model: torch.nn.Module, choice: Any) -> None:
     _tally.part_loads += 1
     config = getattr(model, "config", None)
     if hasattr(config, "cross_attention_dim"):  # a UNet2DConditionModel
-        _count_calls(model, config.sample_size, per_call=0.5)  # a guided call is a batch of 2
-    elif hasattr(model, "decoder") and hasattr(config, "block_out_channels"):  # an AutoencoderKL
+        _count_calls(
+            model, config.sample_size, per_call=0.5
+        )  # a guided call is a batch of 2
+    elif hasattr(model, "decoder") and hasattr(
+        config, "block_out_channels"
+    ):  # an AutoencoderKL
         native = config.sample_size // 2 ** (len(config.block_out_channels) - 1)
         _count_calls(model.decoder, native, per_call=1.0, decoder=True)
 
 
-def _count_calls(module: torch.nn.Module, native_side: int, per_call: float, decoder: bool = False) -> None:
+def _count_calls(
+    module: torch.nn.Module, native_side: int, per_call: float, decoder: bool = False
+) -> None:
     """Hooks that add each call's work, scaled to the native size, and the CPU time spent inside it."""
     entered: list[float] = []
 
     def before(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
-        sample = args[0] if args else kwargs.get("sample", kwargs.get("z"))  # (B, C, h, w)
-        units = per_call * sample.shape[0] * sample.shape[-2] * sample.shape[-1] / native_side**2
+        # (B, C, h, w)
+        sample = args[0] if args else kwargs.get("sample", kwargs.get("z"))
+        units = (
+            per_call
+            * sample.shape[0]
+            * sample.shape[-2]
+            * sample.shape[-1]
+            / native_side**2
+        )
         if decoder:
             _tally.decoded_pictures += units
         else:
-            _tally.guided_calls += units * (GRADIENT_FACTOR if torch.is_grad_enabled() else 1)
+            _tally.guided_calls += units * (
+                GRADIENT_FACTOR if torch.is_grad_enabled() else 1
+            )
         entered.append(time.process_time())
 
     def after(module: torch.nn.Module, args: tuple, output: Any) -> None:

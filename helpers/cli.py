@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Callable
+from collections.abc import Callable
 
 
 def whole_number_at_least_1(why: str) -> Callable[[str], int]:
@@ -13,7 +13,9 @@ def whole_number_at_least_1(why: str) -> Callable[[str], int]:
         try:
             number = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number, got {text!r}"
+            ) from None
         if number < 1:
             raise argparse.ArgumentTypeError(f"must be at least 1, got {number}: {why}")
         return number

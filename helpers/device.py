@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import psutil
 import torch
@@ -29,7 +30,9 @@ def pick_dtype(device: str | torch.device) -> torch.dtype:
     try:
         device_type = torch.device(device).type
     except (RuntimeError, TypeError) as error:
-        raise ValueError(f"expected a device such as 'cuda', 'mps' or 'cpu', got {device!r}") from error
+        raise ValueError(
+            f"expected a device such as 'cuda', 'mps' or 'cpu', got {device!r}"
+        ) from error
     return torch.float16 if device_type == "cuda" else torch.float32
 
 
@@ -60,8 +63,12 @@ def measure(fn: Callable[[], Any], device: str | torch.device = "cpu") -> Measur
     ``tracemalloc``, so a thread samples the process's resident memory (RSS) every millisecond instead.
     """
     if not callable(fn):
-        raise TypeError(f"expected a function to call with no arguments, e.g. lambda: pipe(prompt), got {fn!r}")
-    return _measure_cuda(fn) if torch.device(device).type == "cuda" else _measure_rss(fn)
+        raise TypeError(
+            f"expected a function to call with no arguments, e.g. lambda: pipe(prompt), got {fn!r}"
+        )
+    return (
+        _measure_cuda(fn) if torch.device(device).type == "cuda" else _measure_rss(fn)
+    )
 
 
 def _measure_cuda(fn: Callable[[], Any]) -> Measurement:
@@ -72,7 +79,9 @@ def _measure_cuda(fn: Callable[[], Any]) -> Measurement:
     result = fn()
     torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated() - before
-    return Measurement(time.perf_counter() - start, peak / 2**20, "cuda allocated", result)
+    return Measurement(
+        time.perf_counter() - start, peak / 2**20, "cuda allocated", result
+    )
 
 
 def _measure_rss(fn: Callable[[], Any]) -> Measurement:
@@ -94,4 +103,6 @@ def _measure_rss(fn: Callable[[], Any]) -> Measurement:
         seconds = time.perf_counter() - start
         done.set()
         sampler.join()
-    return Measurement(seconds, max(0, peak[0] - baseline) / 2**20, "process RSS", result)
+    return Measurement(
+        seconds, max(0, peak[0] - baseline) / 2**20, "process RSS", result
+    )

@@ -8,7 +8,7 @@ SD v1.5's inpainting model instead feeds the mask and the masked picture's laten
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -30,30 +30,59 @@ def latent_mask(mask_image: Image.Image, factor: int) -> torch.Tensor:
     the nearest pixel, as the pipeline's ``mask_processor`` and ``prepare_mask_latents`` do.
     """
     pixels = np.asarray(mask_image.convert("L"), dtype=np.float32) / 255  # (H, W)
-    binary = torch.from_numpy((pixels >= 0.5).astype(np.float32))[None, None]  # (1, 1, H, W)
-    return F.interpolate(binary, size=(binary.shape[2] // factor, binary.shape[3] // factor))
+    binary = torch.from_numpy((pixels >= 0.5).astype(np.float32))[
+        None, None
+    ]  # (1, 1, H, W)
+    return F.interpolate(
+        binary, size=(binary.shape[2] // factor, binary.shape[3] // factor)
+    )
 
 
-def guided_noise_pred(unet: torch.nn.Module, latent_model_input: torch.Tensor, t: torch.Tensor,
-                      embeds: torch.Tensor, guidance_scale: float, **unet_kwargs: object) -> torch.Tensor:
+def guided_noise_pred(
+    unet: torch.nn.Module,
+    latent_model_input: torch.Tensor,
+    t: torch.Tensor,
+    embeds: torch.Tensor,
+    guidance_scale: float,
+    **unet_kwargs: object,
+) -> torch.Tensor:
     """The UNet's noise prediction for a doubled batch (unconditional half first), combined by guidance."""
-    noise_pred = unet(latent_model_input, t, encoder_hidden_states=embeds, **unet_kwargs).sample
+    noise_pred = unet(
+        latent_model_input, t, encoder_hidden_states=embeds, **unet_kwargs
+    ).sample
     noise_pred_uncond, noise_pred_text = noise_pred.chunk(2)
     return noise_pred_uncond + guidance_scale * (noise_pred_text - noise_pred_uncond)
 
 
-def keep_unmasked(scheduler: SchedulerMixin, latents: torch.Tensor, image_latents: torch.Tensor,
-                  noise: torch.Tensor, mask: torch.Tensor, next_t: torch.Tensor | None) -> torch.Tensor:
+def keep_unmasked(
+    scheduler: SchedulerMixin,
+    latents: torch.Tensor,
+    image_latents: torch.Tensor,
+    noise: torch.Tensor,
+    mask: torch.Tensor,
+    next_t: torch.Tensor | None,
+) -> torch.Tensor:
     """Blend after a step: outside the mask the picture's latents, noised to the next timestep (clean after the
     last step, ``next_t`` None); inside it the model's."""
-    known = image_latents if next_t is None else scheduler.add_noise(image_latents, noise, next_t.reshape(1))
+    known = (
+        image_latents
+        if next_t is None
+        else scheduler.add_noise(image_latents, noise, next_t.reshape(1))
+    )
     return (1 - mask) * known + mask * latents
 
 
 @torch.no_grad()
-def inpaint(pipe: StableDiffusionPipeline, image: ImageLike, mask_image: Image.Image, prompt: str | Sequence[str],
-            num_inference_steps: int = 50, guidance_scale: float = 7.5, generator: torch.Generator | None = None,
-            progress: bool = True) -> list[Image.Image]:
+def inpaint(
+    pipe: StableDiffusionPipeline,
+    image: ImageLike,
+    mask_image: Image.Image,
+    prompt: str | Sequence[str],
+    num_inference_steps: int = 50,
+    guidance_scale: float = 7.5,
+    generator: torch.Generator | None = None,
+    progress: bool = True,
+) -> list[Image.Image]:
     """Redraw the white part of ``mask_image`` in ``image`` to fit ``prompt``; the library's defaults (strength 1).
 
     The generator draws the picture's latent sample, then the starting noise, as the pipeline does. The pipeline
@@ -62,20 +91,30 @@ def inpaint(pipe: StableDiffusionPipeline, image: ImageLike, mask_image: Image.I
     """
     if guidance_scale <= 1:
         raise ValueError("this loop always guides: use guidance_scale > 1")
-    prompt_embeds, negative_prompt_embeds = encode_prompt(pipe.tokenizer, pipe.text_encoder, prompt)
+    prompt_embeds, negative_prompt_embeds = encode_prompt(
+        pipe.tokenizer, pipe.text_encoder, prompt
+    )
     embeds = torch.cat([negative_prompt_embeds, prompt_embeds])  # (2B, 77, d)
     image_latents = encode_image(pipe.vae, image, generator)  # (1, 4, h, w)
-    image_latents = image_latents.repeat(len(prompt_embeds), 1, 1, 1)  # one copy per prompt
+    image_latents = image_latents.repeat(
+        len(prompt_embeds), 1, 1, 1
+    )  # one copy per prompt
     scheduler = pipe.scheduler
     scheduler.set_timesteps(num_inference_steps, device=image_latents.device)
     noise_device = generator.device if generator is not None else image_latents.device
-    noise = torch.randn(image_latents.shape, generator=generator, device=noise_device).to(image_latents.device)
+    noise = torch.randn(
+        image_latents.shape, generator=generator, device=noise_device
+    ).to(image_latents.device)
     latents = noise * scheduler.init_noise_sigma  # strength 1: start from pure noise
-    mask = latent_mask(mask_image, vae_scale_factor(pipe.vae)).to(latents.device)  # (1, 1, h, w)
+    mask = latent_mask(mask_image, vae_scale_factor(pipe.vae)).to(
+        latents.device
+    )  # (1, 1, h, w)
     timesteps = scheduler.timesteps
     for i, t in enumerate(tqdm(timesteps, desc="inpainting", disable=not progress)):
         latent_model_input = scheduler.scale_model_input(torch.cat([latents] * 2), t)
-        noise_pred = guided_noise_pred(pipe.unet, latent_model_input, t, embeds, guidance_scale)
+        noise_pred = guided_noise_pred(
+            pipe.unet, latent_model_input, t, embeds, guidance_scale
+        )
         latents = scheduler.step(noise_pred, t, latents).prev_sample
         next_t = timesteps[i + 1] if i + 1 < len(timesteps) else None
         latents = keep_unmasked(scheduler, latents, image_latents, noise, mask, next_t)

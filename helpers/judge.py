@@ -25,7 +25,8 @@ from safetensors.torch import load_file
 from . import shapes
 
 JUDGE_WEIGHTS = Path(__file__).resolve().parent / "judge_weights.safetensors"
-MIN_SHAPE_PIXELS = 12  # fewer pixels apart from the background than this: no shape at all
+# fewer pixels apart from the background than this: no shape at all
+MIN_SHAPE_PIXELS = 12
 NEAR_PLACE = 0.13  # a centre this close to a named place (in fractions of the picture) sits there
 
 
@@ -45,8 +46,11 @@ def hue_saturation_value(rgb: np.ndarray) -> tuple[float, float, float]:
     return hue, span / high, high
 
 
-CHROMATIC_HUES = {name: hue_saturation_value(np.array(rgb))[0] for name, rgb in shapes.COLORS.items()
-                  if name not in ("white", "black")}
+CHROMATIC_HUES = {
+    name: hue_saturation_value(np.array(rgb))[0]
+    for name, rgb in shapes.COLORS.items()
+    if name not in ("white", "black")
+}
 DARK = 0.13  # value below which any colour reads as black (black stays below 0.1 under any light)
 GREY = 0.15  # saturation below which a colour reads as white (white and black have none; a pale hue has more)
 
@@ -59,8 +63,12 @@ def name_color(rgb: np.ndarray) -> str:
         return "black"
     if saturation < GREY:
         return "white"
-    return min(CHROMATIC_HUES, key=lambda name: min(abs(hue - CHROMATIC_HUES[name]),
-                                                    360 - abs(hue - CHROMATIC_HUES[name])))
+    return min(
+        CHROMATIC_HUES,
+        key=lambda name: min(
+            abs(hue - CHROMATIC_HUES[name]), 360 - abs(hue - CHROMATIC_HUES[name])
+        ),
+    )
 
 
 def _as_pixels(picture: Image.Image | np.ndarray) -> np.ndarray:
@@ -69,11 +77,15 @@ def _as_pixels(picture: Image.Image | np.ndarray) -> np.ndarray:
         return np.asarray(picture.convert("RGB"), dtype=np.float32)
     pixels = np.asarray(picture)
     if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
-        raise TypeError(f"expected a PIL picture or a uint8 array (H, W, 3), got {pixels.dtype} {pixels.shape}")
+        raise TypeError(
+            f"expected a PIL picture or a uint8 array (H, W, 3), got {pixels.dtype} {pixels.shape}"
+        )
     return pixels.astype(np.float32)
 
 
-def foreground(picture: Image.Image | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def foreground(
+    picture: Image.Image | np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(background RGB, shape RGB, mask (H, W) in [0, 1]): how much each pixel looks like the shape rather than the
     background.
 
@@ -87,18 +99,26 @@ def foreground(picture: Image.Image | np.ndarray) -> tuple[np.ndarray, np.ndarra
     hues = pixels / (pixels.max(axis=2, keepdims=True) + 20) * 255
     on_border = np.ones(pixels.shape[:2], bool)
     on_border[2:-2, 2:-2] = False
-    to_background = np.linalg.norm(hues - np.median(hues[on_border], axis=0), axis=2)  # (H, W)
+    to_background = np.linalg.norm(
+        hues - np.median(hues[on_border], axis=0), axis=2
+    )  # (H, W)
     far = to_background >= 0.6 * np.percentile(to_background, 99)
     shape_hue = np.median(hues[far], axis=0)
     to_shape = np.linalg.norm(hues - shape_hue, axis=2)
-    background, shape_rgb = np.median(pixels[on_border], axis=0), np.median(pixels[far], axis=0)
+    background, shape_rgb = (
+        np.median(pixels[on_border], axis=0),
+        np.median(pixels[far], axis=0),
+    )
     mask = to_background / (to_background + to_shape + 1e-6)
-    if name_color(shape_rgb) == name_color(background):  # light and shade on a plain picture, not a shape
+    if name_color(shape_rgb) == name_color(
+        background
+    ):  # light and shade on a plain picture, not a shape
         mask = np.zeros_like(mask)
     return background, shape_rgb, mask
 
 
-JUDGED_SHAPES = shapes.SHAPES + shapes.NEW_SHAPES  # the five shapes of the training pictures, and the new ones
+# the five shapes of the training pictures, and the new ones
+JUDGED_SHAPES = shapes.SHAPES + shapes.NEW_SHAPES
 
 
 class ShapeClassifier(torch.nn.Module):
@@ -107,9 +127,15 @@ class ShapeClassifier(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.features = torch.nn.Sequential(
-            torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),  # (B, 16, 32, 32)
-            torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),  # (B, 32, 16, 16)
-            torch.nn.Conv2d(32, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveMaxPool2d(4),  # (B, 64, 4, 4)
+            torch.nn.Conv2d(1, 16, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),  # (B, 16, 32, 32)
+            torch.nn.Conv2d(16, 32, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),  # (B, 32, 16, 16)
+            torch.nn.Conv2d(32, 64, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.AdaptiveMaxPool2d(4),  # (B, 64, 4, 4)
         )
         self.head = torch.nn.Linear(64 * 16, len(JUDGED_SHAPES))
 
@@ -121,7 +147,9 @@ class ShapeClassifier(torch.nn.Module):
 def shape_classifier() -> ShapeClassifier:
     """The shipped shape classifier, loaded once."""
     if not JUDGE_WEIGHTS.exists():
-        raise FileNotFoundError(f"no judge weights at {JUDGE_WEIGHTS}: `python -m helpers.tiny train` writes them")
+        raise FileNotFoundError(
+            f"no judge weights at {JUDGE_WEIGHTS}: `python -m helpers.tiny train` writes them"
+        )
     classifier = ShapeClassifier()
     classifier.load_state_dict(load_file(JUDGE_WEIGHTS))
     return classifier.eval()
@@ -134,20 +162,24 @@ class Judgement:
     color: str | None
     background: str
     shape: str | None
-    center: tuple[float, float]  # the shape's centre of mass, as fractions of the picture (x, y)
+    center: tuple[
+        float, float
+    ]  # the shape's centre of mass, as fractions of the picture (x, y)
     area: float  # the share of the picture that the shape covers
 
     @property
     def position(self) -> str | None:
         """The named place nearest the shape's centre, if it is near one."""
-        distances = {name: np.hypot(x - self.center[0], y - self.center[1])
-                     for name, (x, y) in shapes.POSITIONS.items()}
+        distances = {
+            name: np.hypot(x - self.center[0], y - self.center[1])
+            for name, (x, y) in shapes.POSITIONS.items()
+        }
         name = min(distances, key=distances.get)
         return name if distances[name] <= NEAR_PLACE else None
 
     @property
     def size(self) -> str | None:
-        """"small" or "big" where the shape's width says so clearly; None in between or without a shape."""
+        """ "small" or "big" where the shape's width says so clearly; None in between or without a shape."""
         if self.shape is None:
             return None
         width = np.sqrt(self.area / area_per_squared_width(self.shape))
@@ -162,21 +194,34 @@ class Judgement:
         if isinstance(scene, str):
             scene = shapes.parse_caption(scene)
         named = [(scene.size, self.size), (scene.position, self.position)]
-        return (self.color, self.background, self.shape) == (scene.color, scene.background, scene.shape) and all(
-            asked is None or asked == seen for asked, seen in named)
+        return (self.color, self.background, self.shape) == (
+            scene.color,
+            scene.background,
+            scene.shape,
+        ) and all(asked is None or asked == seen for asked, seen in named)
 
     def says(self) -> str:
         """The plain caption of what the picture shows, naming its size and place where they are clear."""
         if self.color is None or self.shape is None:
             return f"a plain {self.background} picture"
-        return shapes.caption(shapes.Scene(self.shape, self.color, self.background, self.size,
-                                           self.position if self.size != "big" else None))
+        return shapes.caption(
+            shapes.Scene(
+                self.shape,
+                self.color,
+                self.background,
+                self.size,
+                self.position if self.size != "big" else None,
+            )
+        )
 
 
 @cache
 def area_per_squared_width(shape: str) -> float:
     """The area of an upright shape over its width squared (a circle's is pi / 4): a shape's width from its area."""
-    return float(shapes.shape_mask(shape, (0.5, 0.5), 0.6, 0.0).sum()) / (0.6 * shapes.IMAGE_SIZE) ** 2
+    return (
+        float(shapes.shape_mask(shape, (0.5, 0.5), 0.6, 0.0).sum())
+        / (0.6 * shapes.IMAGE_SIZE) ** 2
+    )
 
 
 def judge_mask(mask: np.ndarray) -> tuple[tuple[float, float], float]:
@@ -185,7 +230,10 @@ def judge_mask(mask: np.ndarray) -> tuple[tuple[float, float], float]:
     weights = (mask > 0.5).astype(np.float32)
     total = max(weights.sum(), 1.0)
     y, x = np.mgrid[0:size, 0:size]
-    center = (float((weights * x).sum() / total + 0.5) / size, float((weights * y).sum() / total + 0.5) / size)
+    center = (
+        float((weights * x).sum() / total + 0.5) / size,
+        float((weights * y).sum() / total + 0.5) / size,
+    )
     return center, float(weights.sum()) / size**2
 
 
@@ -195,15 +243,24 @@ def judge_many(pictures: list[Image.Image | np.ndarray]) -> list[Judgement]:
     if not pictures:
         return []
     parts = [foreground(picture) for picture in pictures]
-    masks = torch.from_numpy(np.stack([mask for _, _, mask in parts])).float().unsqueeze(1)  # (B, 1, H, W)
+    masks = (
+        torch.from_numpy(np.stack([mask for _, _, mask in parts])).float().unsqueeze(1)
+    )  # (B, 1, H, W)
     predicted = shape_classifier()(masks).argmax(1).tolist()
     judgements = []
     for (background, shape_rgb, mask), label in zip(parts, predicted):
         has_shape = (mask > 0.5).sum() >= MIN_SHAPE_PIXELS
         pixels_color = name_color(shape_rgb) if has_shape else None
         center, area = judge_mask(mask)
-        judgements.append(Judgement(pixels_color, name_color(background),
-                                    JUDGED_SHAPES[label] if has_shape else None, center, area))
+        judgements.append(
+            Judgement(
+                pixels_color,
+                name_color(background),
+                JUDGED_SHAPES[label] if has_shape else None,
+                center,
+                area,
+            )
+        )
     return judgements
 
 
@@ -212,7 +269,12 @@ def judge(picture: Image.Image | np.ndarray) -> Judgement:
     return judge_many([picture])[0]
 
 
-def assert_shows(pictures: list[Image.Image], captions: list[str], is_tiny: bool, at_least: int | None = None) -> None:
+def assert_shows(
+    pictures: list[Image.Image],
+    captions: list[str],
+    is_tiny: bool,
+    at_least: int | None = None,
+) -> None:
     """Assert that the pictures show their captions (all of them, or ``at_least`` of them), as the prose beside a
     figure says; print what the judge saw.
 
@@ -220,14 +282,22 @@ def assert_shows(pictures: list[Image.Image], captions: list[str], is_tiny: bool
     nothing, since a real model's pictures are photographs, not flat shapes.
     """
     if not is_tiny:
-        print("(The judge reads tiny-shapes-sd's pictures only: with this model, look at the figure.)")
+        print(
+            "(The judge reads tiny-shapes-sd's pictures only: with this model, look at the figure.)"
+        )
         return
     if len(pictures) != len(captions):
         raise ValueError(f"{len(pictures)} pictures but {len(captions)} captions")
     seen = judge_many(pictures)
     hits = [j.shows(text) for j, text in zip(seen, captions)]
     needed = len(captions) if at_least is None else at_least
-    report = "; ".join(f"{'ok' if hit else 'MISS'}: asked {text!r}, saw {j.says()!r}"
-                       for j, text, hit in zip(seen, captions, hits))
-    assert sum(hits) >= needed, f"only {sum(hits)} of {len(captions)} pictures show their caption ({report})"
-    print(f"The judge agrees: {sum(hits)} of {len(captions)} pictures show their caption.")
+    report = "; ".join(
+        f"{'ok' if hit else 'MISS'}: asked {text!r}, saw {j.says()!r}"
+        for j, text, hit in zip(seen, captions, hits)
+    )
+    assert sum(hits) >= needed, (
+        f"only {sum(hits)} of {len(captions)} pictures show their caption ({report})"
+    )
+    print(
+        f"The judge agrees: {sum(hits)} of {len(captions)} pictures show their caption."
+    )

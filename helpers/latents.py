@@ -6,35 +6,58 @@ import torch
 from diffusers import AutoencoderKL
 from PIL import Image
 
-from .images import ImageLike, expect_pixel_range, numpy_to_pil, preprocess, vae_scale_factor
+from .images import (
+    ImageLike,
+    expect_pixel_range,
+    numpy_to_pil,
+    preprocess,
+    vae_scale_factor,
+)
 
 
 def expect_finite(values: torch.Tensor, what: str) -> None:
     """Raise ``ValueError`` if ``values`` hold NaN or infinity: decoded, they would make a black or white picture."""
     bad = ~torch.isfinite(values)
     if bad.any():
-        raise ValueError(f"{what} hold NaN or infinity ({int(bad.sum())} of {values.numel()} values): the denoising "
-                         "or the VAE overflowed (float16 on a CPU, or a guidance scale far too high); try float32")
+        raise ValueError(
+            f"{what} hold NaN or infinity ({int(bad.sum())} of {values.numel()} values): the denoising "
+            "or the VAE overflowed (float16 on a CPU, or a guidance scale far too high); try float32"
+        )
 
 
 @torch.no_grad()
-def encode_image(vae: AutoencoderKL, image: ImageLike | torch.Tensor, generator: torch.Generator | None = None,
-                 sample: bool = True) -> torch.Tensor:
+def encode_image(
+    vae: AutoencoderKL,
+    image: ImageLike | torch.Tensor,
+    generator: torch.Generator | None = None,
+    sample: bool = True,
+) -> torch.Tensor:
     """A picture (or a (B, 3, H, W) tensor in [-1, 1]) -> latents (B, 4, H/8, W/8) times ``vae.config.scaling_factor``.
 
     ``sample=True`` draws from the latent distribution (as training does); ``False`` takes its mean.
     """
     pixels = image if isinstance(image, torch.Tensor) else preprocess(image, vae)
     if pixels.ndim != 4 or pixels.shape[1] != 3:
-        raise ValueError(f"expected pixels shaped (B, 3, H, W), got {tuple(pixels.shape)}")
+        raise ValueError(
+            f"expected pixels shaped (B, 3, H, W), got {tuple(pixels.shape)}"
+        )
     if not pixels.is_floating_point():
-        raise TypeError(f"expected float pixels in [-1, 1], got a {pixels.dtype} tensor: preprocess() makes them")
-    expect_pixel_range(pixels, -1.0, 1.0, "pixels for the VAE",
-                       "preprocess() makes them; 0-255 values need / 127.5 - 1, [0, 1] values * 2 - 1")
+        raise TypeError(
+            f"expected float pixels in [-1, 1], got a {pixels.dtype} tensor: preprocess() makes them"
+        )
+    expect_pixel_range(
+        pixels,
+        -1.0,
+        1.0,
+        "pixels for the VAE",
+        "preprocess() makes them; 0-255 values need / 127.5 - 1, [0, 1] values * 2 - 1",
+    )
     factor = vae_scale_factor(vae)
     if pixels.shape[2] % factor or pixels.shape[3] % factor:
-        raise ValueError(f"height and width must be multiples of the VAE's scale factor {factor}, got "
-                         f"{pixels.shape[2]}x{pixels.shape[3]}: preprocess() crops a picture to fit")
+        raise ValueError(
+            f"height and width must be multiples of the VAE's scale factor {factor}, got "
+            f"{pixels.shape[2]}x{pixels.shape[3]}: preprocess() crops a picture to fit"
+        )
     distribution = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist
     latents = distribution.sample(generator) if sample else distribution.mode()
     return latents * vae.config.scaling_factor

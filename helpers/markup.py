@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
-from IPython.core.inputtransformer2 import TransformerManager
 import nbformat
+from IPython.core.inputtransformer2 import TransformerManager
 from nbformat import NotebookNode
 
 SOLUTION_TAG, CHECK_TAG = "solution", "check"
-EXERCISE_RE = re.compile(r"^(?:`{3,}|:{3,})\{exercise(?:-start)?\}.*?^:label:\s*(\S+)", re.M | re.S)
+EXERCISE_RE = re.compile(
+    r"^(?:`{3,}|:{3,})\{exercise(?:-start)?\}.*?^:label:\s*(\S+)", re.M | re.S
+)
 SOLUTION_START_RE = re.compile(r"^(?:`{3,}|:{3,})\{solution-start\}\s*(\S+)", re.M)
 SOLUTION_END_RE = re.compile(r"^(?:`{3,}|:{3,})\{solution-end\}", re.M)
 
@@ -32,7 +34,9 @@ def exercise_cells(nb: NotebookNode) -> Iterator[tuple[int, str | None, Notebook
     """Every cell with its index and the label of the exercise it belongs to (``None`` before the first one)."""
     label = None
     for index, cell in enumerate(nb.cells):
-        found = EXERCISE_RE.search(cell.source) if cell.cell_type == "markdown" else None
+        found = (
+            EXERCISE_RE.search(cell.source) if cell.cell_type == "markdown" else None
+        )
         label = found.group(1) if found else label
         yield index, label, cell
 
@@ -49,7 +53,9 @@ class _TopLevelNames(ast.NodeVisitor):
             self.names.setdefault(node.id, None)
 
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
-        self.names[node.name] = f"a function: def {node.name}({ast.unparse(node.args)}): ..."
+        self.names[node.name] = (
+            f"a function: def {node.name}({ast.unparse(node.args)}): ..."
+        )
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         self.names[node.name] = f"a class: class {node.name}: ..."
@@ -62,10 +68,14 @@ class _TopLevelNames(ast.NodeVisitor):
 
 def bound_names(source: str) -> dict[str, str | None]:
     """Top-level names a code cell binds (assignments, ``for``/``with`` targets, defs, classes), each with a hint."""
-    if source.lstrip().startswith("%%"):  # a cell magic (%%time, %%capture) runs the rest of the cell as Python
+    if source.lstrip().startswith(
+        "%%"
+    ):  # a cell magic (%%time, %%capture) runs the rest of the cell as Python
         source = source.lstrip().partition("\n")[2]
     visitor = _TopLevelNames()
-    visitor.visit(ast.parse(TransformerManager().transform_cell(source)))  # line magics become plain calls
+    visitor.visit(
+        ast.parse(TransformerManager().transform_cell(source))
+    )  # line magics become plain calls
     return visitor.names
 
 
@@ -82,8 +92,12 @@ def read_notebook(path: Path) -> NotebookNode:
         raise KitError(f"no notebook at {path}")
     try:
         return nbformat.read(path, as_version=4)
-    except Exception as error:  # not JSON, not a notebook, not readable: all one answer for the user
-        raise KitError(f"cannot read {path} as a notebook ({type(error).__name__}): is it a .ipynb file?") from None
+    except (
+        Exception
+    ) as error:  # not JSON, not a notebook, not readable: all one answer for the user
+        raise KitError(
+            f"cannot read {path} as a notebook ({type(error).__name__}): is it a .ipynb file?"
+        ) from None
 
 
 def notebooks_in(paths: Sequence[Path]) -> list[Path]:
@@ -92,8 +106,14 @@ def notebooks_in(paths: Sequence[Path]) -> list[Path]:
         if not path.exists():
             raise KitError(f"no such notebook or folder: {path}")
         if path.is_file() and path.suffix != ".ipynb":
-            raise KitError(f"{path} is not a notebook: name .ipynb files or folders that hold them")
-    found = [notebook for path in paths for notebook in (sorted(path.glob("*.ipynb")) if path.is_dir() else [path])]
+            raise KitError(
+                f"{path} is not a notebook: name .ipynb files or folders that hold them"
+            )
+    found = [
+        notebook
+        for path in paths
+        for notebook in (sorted(path.glob("*.ipynb")) if path.is_dir() else [path])
+    ]
     if not found:
         raise KitError(f"no notebooks (*.ipynb) in {', '.join(map(str, paths))}")
     return found

@@ -11,10 +11,12 @@ import ctypes
 import gc
 import platform
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
+
 from .architectures import build_on_meta
 
 GIB = 2**30
@@ -30,8 +32,14 @@ def device_name(device: str | torch.device) -> str:
         return f"Apple GPU (mps) on {platform.machine()}"
     cpuinfo, model = Path("/proc/cpuinfo"), platform.processor() or platform.machine()
     if cpuinfo.exists():
-        model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                      if line.startswith("model name")), model)
+        model = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in cpuinfo.read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            model,
+        )
     threads = torch.get_num_threads()
     return f"{model} CPU, {threads} thread{'s' if threads != 1 else ''}"
 
@@ -58,31 +66,56 @@ def attention_heads(unet_config: Mapping[str, Any]) -> int:
     return heads[0] if isinstance(heads, (list, tuple)) else heads
 
 
-def attention_scores_bytes(unet_config: Mapping[str, Any], latent_size: int, batch: int,
-                           dtype: torch.dtype = torch.float16) -> int:
+def attention_scores_bytes(
+    unet_config: Mapping[str, Any],
+    latent_size: int,
+    batch: int,
+    dtype: torch.dtype = torch.float16,
+) -> int:
     """Bytes of the first level's self-attention scores, (batch * heads, N, N) with N = latent_size**2 tokens.
 
     ``batch`` counts the UNet's batch: two rows per picture under classic classifier-free guidance.
     """
     tokens = latent_size**2  # 4096 for SD's 64x64 latents
-    return batch * attention_heads(unet_config) * tokens**2 * torch.finfo(dtype).bits // 8
+    return (
+        batch * attention_heads(unet_config) * tokens**2 * torch.finfo(dtype).bits // 8
+    )
 
 
-def vae_decoder_largest_bytes(vae_config: Mapping[str, Any], latent_size: int, batch: int,
-                              dtype: torch.dtype = torch.float16) -> int:
+def vae_decoder_largest_bytes(
+    vae_config: Mapping[str, Any],
+    latent_size: int,
+    batch: int,
+    dtype: torch.dtype = torch.float16,
+) -> int:
     """Bytes of the largest feature map in the VAE's decoder: each up block doubles the side, keeps its channels."""
-    channels = list(reversed(vae_config["block_out_channels"]))  # SD: 512, 512, 256, 128
+    channels = list(
+        reversed(vae_config["block_out_channels"])
+    )  # SD: 512, 512, 256, 128
     elements = 0
     for level, width in enumerate(channels):
-        side = latent_size * 2 ** min(level + 1, len(channels) - 1)  # after the block's upsampler (the last has none)
+        side = latent_size * 2 ** min(
+            level + 1, len(channels) - 1
+        )  # after the block's upsampler (the last has none)
         elements = max(elements, width * side**2)
     return batch * elements * torch.finfo(dtype).bits // 8
 
 
-def feed_forward_bytes(unet_config: Mapping[str, Any], latent_size: int, batch: int,
-                       dtype: torch.dtype = torch.float16) -> int:
+def feed_forward_bytes(
+    unet_config: Mapping[str, Any],
+    latent_size: int,
+    batch: int,
+    dtype: torch.dtype = torch.float16,
+) -> int:
     """Bytes of the first level's feed-forward hidden layer: GEGLU widens each token to 8x the channels (2 x 4x)."""
-    return batch * latent_size**2 * 8 * unet_config["block_out_channels"][0] * torch.finfo(dtype).bits // 8
+    return (
+        batch
+        * latent_size**2
+        * 8
+        * unet_config["block_out_channels"][0]
+        * torch.finfo(dtype).bits
+        // 8
+    )
 
 
 def release_freed_memory(device: str | torch.device) -> None:

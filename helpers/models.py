@@ -19,15 +19,23 @@ import time
 import urllib.error
 import urllib.request
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from diffusers import DiffusionPipeline, StableDiffusionPipeline
 from huggingface_hub import try_to_load_from_cache
 from safetensors.torch import load_file
-from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTextModel, CLIPTokenizer
+from transformers import (
+    CLIPConfig,
+    CLIPImageProcessor,
+    CLIPModel,
+    CLIPProcessor,
+    CLIPTextModel,
+    CLIPTokenizer,
+)
 
 from . import budget
 from .device import pick_device, pick_dtype
@@ -46,7 +54,10 @@ PART_ROLES = {
     "scheduler": "the scheduler, which steps from noise to clean latents",
     "clip": "the full CLIP (text and vision towers) that load_clip() loads",
 }
-LEFT_OUT = ("safety_checker", "feature_extractor")  # the course loads pipelines without them
+LEFT_OUT = (
+    "safety_checker",
+    "feature_extractor",
+)  # the course loads pipelines without them
 
 
 @dataclass(frozen=True)
@@ -61,7 +72,9 @@ class ModelChoice:
     @property
     def is_local(self) -> bool:
         """True for a folder on this machine: anything that is a folder, or does not read as a hub id."""
-        return Path(self.model).expanduser().is_dir() or not looks_like_hub_id(self.model)
+        return Path(self.model).expanduser().is_dir() or not looks_like_hub_id(
+            self.model
+        )
 
     @property
     def is_tiny(self) -> bool:
@@ -92,9 +105,13 @@ class HubCheck:
         return self.reachable
 
 
-def hub_reachable(attempts: int = 3, timeout: float = 4.0, backoff: float = 1.0,
-                  opener: Callable[..., Any] = urllib.request.urlopen,
-                  sleep: Callable[[float], None] = time.sleep) -> HubCheck:
+def hub_reachable(
+    attempts: int = 3,
+    timeout: float = 4.0,
+    backoff: float = 1.0,
+    opener: Callable[..., Any] = urllib.request.urlopen,
+    sleep: Callable[[float], None] = time.sleep,
+) -> HubCheck:
     """Ask the Hugging Face hub (unless ``HF_HUB_OFFLINE`` is set), up to ``attempts`` times with backoff.
 
     Tells "unreachable" (no connection at all) from "slow or rate-limited" (timeouts, HTTP 429 and 5xx): both fall
@@ -108,17 +125,22 @@ def hub_reachable(attempts: int = 3, timeout: float = 4.0, backoff: float = 1.0,
         if attempt:
             sleep(backoff * 2 ** (attempt - 1))
         try:
-            opener(f"https://huggingface.co/api/models/{REAL_MODEL_ID}", timeout=timeout * 2**attempt)
+            opener(
+                f"https://huggingface.co/api/models/{REAL_MODEL_ID}",
+                timeout=timeout * 2**attempt,
+            )
             return HubCheck(True, "the model hub answered")
         except urllib.error.HTTPError as error:
             if error.code != 429 and error.code < 500:
                 return HubCheck(True, f"the model hub answered (HTTP {error.code})")
             detail = f"the model hub is slow or rate-limited (HTTP {error.code})"
-        except (TimeoutError, socket.timeout) as error:
+        except TimeoutError as error:
             detail = f"the model hub is slow (no answer within {timeout * 2**attempt:g} s: {error})"
         except urllib.error.URLError as error:
             slow = isinstance(error.reason, (TimeoutError, socket.timeout))
-            detail = f"the model hub is {'slow' if slow else 'unreachable'} ({error.reason})"
+            detail = (
+                f"the model hub is {'slow' if slow else 'unreachable'} ({error.reason})"
+            )
         except OSError as error:
             detail = f"the model hub is unreachable ({error})"
     return HubCheck(False, f"{detail}, after {attempts} tries")
@@ -132,18 +154,35 @@ def resolve_model(verbose: bool = True) -> ModelChoice:
     """
     device = pick_device()
     if os.environ.get("SD_BOOK_MODEL"):
-        choice = ModelChoice(os.environ["SD_BOOK_MODEL"], device, pick_dtype(device), "set by SD_BOOK_MODEL")
+        choice = ModelChoice(
+            os.environ["SD_BOOK_MODEL"],
+            device,
+            pick_dtype(device),
+            "set by SD_BOOK_MODEL",
+        )
     elif device == "cuda" and (hub := hub_reachable()):
-        choice = ModelChoice(REAL_MODEL_ID, device, pick_dtype(device), "CUDA GPU and the model hub are available")
+        choice = ModelChoice(
+            REAL_MODEL_ID,
+            device,
+            pick_dtype(device),
+            "CUDA GPU and the model hub are available",
+        )
     else:
         why = "no CUDA GPU" if device != "cuda" else hub.detail
-        choice = ModelChoice(str(TINY_MODEL_DIR), device, torch.float32, f"{why}: the bundled CPU-sized model")
+        choice = ModelChoice(
+            str(TINY_MODEL_DIR),
+            device,
+            torch.float32,
+            f"{why}: the bundled CPU-sized model",
+        )
         if device == "cuda":
             warnings.warn(
                 f"A CUDA GPU is here, but {hub.detail}: this chapter runs tiny-shapes-sd, the small offline "
                 f"model, NOT Stable Diffusion v1.5. To force the real model, run "
                 f'os.environ["SD_BOOK_MODEL"] = "{REAL_MODEL_ID}" before resolve_model() (or restart the runtime '
-                "and run the chapter again when the hub answers).", stacklevel=2)
+                "and run the chapter again when the hub answers).",
+                stacklevel=2,
+            )
     if choice.is_local:
         check_pipeline_folder(choice)
     if verbose:
@@ -179,9 +218,17 @@ def check_pipeline_folder(choice: ModelChoice) -> None:
 
 def pipeline_parts(choice: ModelChoice) -> list[str]:
     """The parts ``model_index.json`` lists (with a class), less the ones the course leaves out."""
-    index = DiffusionPipeline.load_config(choice.model, local_files_only=choice.is_local)
-    return [name for name, value in index.items() if not name.startswith("_") and isinstance(value, list)
-            and value[0] is not None and name not in LEFT_OUT]
+    index = DiffusionPipeline.load_config(
+        choice.model, local_files_only=choice.is_local
+    )
+    return [
+        name
+        for name, value in index.items()
+        if not name.startswith("_")
+        and isinstance(value, list)
+        and value[0] is not None
+        and name not in LEFT_OUT
+    ]
 
 
 def require_part(choice: ModelChoice, part: str) -> None:
@@ -189,7 +236,10 @@ def require_part(choice: ModelChoice, part: str) -> None:
     folder = Path(choice.model).expanduser()
     if choice.is_local and not (folder / part).is_dir():
         role = PART_ROLES.get(part, f"the part {part!r}")
-        present = ", ".join(sorted(path.name for path in folder.iterdir() if path.is_dir())) or "none"
+        present = (
+            ", ".join(sorted(path.name for path in folder.iterdir() if path.is_dir()))
+            or "none"
+        )
         raise FileNotFoundError(
             f"{_as_set_by(choice)} has no {part}/ folder: {role}, is missing (its parts: {present}). Copy the "
             f"whole pipeline folder, or unset SD_BOOK_MODEL to use tiny-shapes-sd."
@@ -208,20 +258,29 @@ def require_hub(choice: ModelChoice, repo: str, filename: str) -> None:
         )
 
 
-def checked_from_pretrained(model_class: type, source: str | Path, dtype: torch.dtype, **kwargs: Any) -> Any:
+def checked_from_pretrained(
+    model_class: type, source: str | Path, dtype: torch.dtype, **kwargs: Any
+) -> Any:
     """``model_class.from_pretrained`` that raises if any weight was left unloaded or the dtype is not ``dtype``.
 
     Older diffusers (< 0.40) ignore ``dtype=`` and older transformers (< 5.6) read other key names: both only log a
     warning and hand back a model that runs, with random weights or in float32.
     """
-    model, info = model_class.from_pretrained(source, dtype=dtype, use_safetensors=True,
-                                              output_loading_info=True, **kwargs)
+    model, info = model_class.from_pretrained(
+        source, dtype=dtype, use_safetensors=True, output_loading_info=True, **kwargs
+    )
     where = f"{source}/{kwargs.get('subfolder', '')}".rstrip("/")
-    problems = {kind: sorted(map(str, info.get(kind) or ())) for kind in
-                ("missing_keys", "unexpected_keys", "mismatched_keys")}
+    problems = {
+        kind: sorted(map(str, info.get(kind) or ()))
+        for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")
+    }
     if any(problems.values()):
-        listed = "; ".join(f"{kind.replace('_', ' ')}: {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}"
-                           f" ({len(keys)})" for kind, keys in problems.items() if keys)
+        listed = "; ".join(
+            f"{kind.replace('_', ' ')}: {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}"
+            f" ({len(keys)})"
+            for kind, keys in problems.items()
+            if keys
+        )
         raise RuntimeError(
             f"{model_class.__name__} from {where} does not match its checkpoint ({listed}): those weights would "
             "stay random. Check that the folder is intact and that diffusers >= 0.40 and transformers >= 5.6 are "
@@ -238,11 +297,18 @@ def checked_from_pretrained(model_class: type, source: str | Path, dtype: torch.
 
 def hub_variant(choice: ModelChoice) -> dict[str, str]:
     """``variant="fp16"`` for a hub model in float16: half the download. Never for a folder, which has one copy."""
-    return {"variant": "fp16"} if not choice.is_local and choice.dtype == torch.float16 else {}
+    return (
+        {"variant": "fp16"}
+        if not choice.is_local and choice.dtype == torch.float16
+        else {}
+    )
 
 
-def load_pipeline(pipeline_class: type[DiffusionPipeline] = StableDiffusionPipeline,
-                  choice: ModelChoice | None = None, **kwargs: Any) -> DiffusionPipeline:
+def load_pipeline(
+    pipeline_class: type[DiffusionPipeline] = StableDiffusionPipeline,
+    choice: ModelChoice | None = None,
+    **kwargs: Any,
+) -> DiffusionPipeline:
     """The chosen model as ``pipeline_class``, on its device and dtype, without the safety checker.
 
     The parts with weights load one by one through ``load_component``, which checks them; parts passed in
@@ -254,29 +320,45 @@ def load_pipeline(pipeline_class: type[DiffusionPipeline] = StableDiffusionPipel
         check_pipeline_folder(choice)
     else:
         require_hub(choice, choice.model, "model_index.json")
-    index = DiffusionPipeline.load_config(choice.model, local_files_only=choice.is_local)
+    index = DiffusionPipeline.load_config(
+        choice.model, local_files_only=choice.is_local
+    )
     for part in pipeline_parts(choice):
         library, class_name = index[part]
         part_class = getattr(importlib.import_module(library), class_name)
         if part not in kwargs and issubclass(part_class, torch.nn.Module):
             kwargs[part] = load_component(part_class, part, choice)
     pipe = pipeline_class.from_pretrained(
-        choice.model, dtype=choice.dtype, use_safetensors=True, local_files_only=choice.is_local,
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False, **hub_variant(choice), **kwargs,
+        choice.model,
+        dtype=choice.dtype,
+        use_safetensors=True,
+        local_files_only=choice.is_local,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+        **hub_variant(choice),
+        **kwargs,
     )
     return pipe.to(choice.device)
 
 
-def load_component(component_class: type, subfolder: str, choice: ModelChoice | None = None) -> Any:
+def load_component(
+    component_class: type, subfolder: str, choice: ModelChoice | None = None
+) -> Any:
     """One part of the pipeline (``subfolder="vae"``, ``"unet"``, ``"text_encoder"``, ``"tokenizer"``, ...)."""
     choice = choice or resolve_model()
     require_part(choice, subfolder)
     if not choice.is_local:
         require_hub(choice, choice.model, f"{subfolder}/config.json")
-    kwargs: dict[str, Any] = {"subfolder": subfolder, "local_files_only": choice.is_local}
+    kwargs: dict[str, Any] = {
+        "subfolder": subfolder,
+        "local_files_only": choice.is_local,
+    }
     if not hasattr(component_class, "to"):  # tokenizers and schedulers have no weights
         return component_class.from_pretrained(choice.model, **kwargs)
-    model = checked_from_pretrained(component_class, choice.model, choice.dtype, **hub_variant(choice), **kwargs)
+    model = checked_from_pretrained(
+        component_class, choice.model, choice.dtype, **hub_variant(choice), **kwargs
+    )
     budget.track(model, choice)
     return model.to(choice.device)
 
@@ -290,19 +372,28 @@ def load_clip(choice: ModelChoice | None = None) -> tuple[CLIPModel, CLIPProcess
     """
     choice = choice or resolve_model()
     if not choice.is_tiny:
-        require_part(choice, "clip")  # a local folder: raises, since only is_tiny folders have clip/
+        require_part(
+            choice, "clip"
+        )  # a local folder: raises, since only is_tiny folders have clip/
         require_hub(choice, REAL_CLIP_ID, "config.json")
         model = checked_from_pretrained(CLIPModel, REAL_CLIP_ID, choice.dtype)
         return model.to(choice.device), CLIPProcessor.from_pretrained(REAL_CLIP_ID)
     folder = Path(choice.model)
     model = CLIPModel(CLIPConfig.from_pretrained(folder / "clip"))
-    model.text_model = checked_from_pretrained(CLIPTextModel, folder / "text_encoder", torch.float32,
-                                               local_files_only=True)
-    missing, unexpected = model.load_state_dict(load_file(folder / "clip" / "model.safetensors"), strict=False)
+    model.text_model = checked_from_pretrained(
+        CLIPTextModel, folder / "text_encoder", torch.float32, local_files_only=True
+    )
+    missing, unexpected = model.load_state_dict(
+        load_file(folder / "clip" / "model.safetensors"), strict=False
+    )
     if unexpected or any(not key.startswith("text_model.") for key in missing):
-        raise RuntimeError(f"clip/ does not match its config: missing {missing}, unexpected {unexpected}")
-    processor = CLIPProcessor(image_processor=CLIPImageProcessor.from_pretrained(folder / "clip"),
-                              tokenizer=CLIPTokenizer.from_pretrained(folder / "tokenizer"))
+        raise RuntimeError(
+            f"clip/ does not match its config: missing {missing}, unexpected {unexpected}"
+        )
+    processor = CLIPProcessor(
+        image_processor=CLIPImageProcessor.from_pretrained(folder / "clip"),
+        tokenizer=CLIPTokenizer.from_pretrained(folder / "tokenizer"),
+    )
     return model.to(choice.device, choice.dtype).eval(), processor
 
 
@@ -316,5 +407,7 @@ def sd15_config(part: str, **overrides: Any) -> dict[str, Any]:
     """
     path = SD15_CONFIG_DIR / f"{part}.json"
     if not path.exists():
-        raise ValueError(f"unknown part {part!r}: expected one of unet, vae, text_encoder")
+        raise ValueError(
+            f"unknown part {part!r}: expected one of unet, vae, text_encoder"
+        )
     return {**json.loads(path.read_text()), **overrides}

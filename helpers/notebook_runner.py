@@ -23,8 +23,14 @@ KERNEL_PID_FILE = "kernel.pid"  # read by the grader where no PID namespace ends
 def execute(source: Path, target: Path, timeout: int) -> int:
     """Run every cell of ``source`` (errors and all), writing ``target`` after each; 0 when the kernel lived."""
     nb = nbformat.read(source, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                            interrupt_on_timeout=True, resources={"metadata": {"path": os.getcwd()}})
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        allow_errors=True,
+        interrupt_on_timeout=True,
+        resources={"metadata": {"path": os.getcwd()}},
+    )
 
     def kernel_started(**_: object) -> None:
         Path(KERNEL_PID_FILE).write_text(str(client.km.provisioner.pid))
@@ -36,7 +42,9 @@ def execute(source: Path, target: Path, timeout: int) -> int:
     try:
         client.execute()
     except Exception as error:  # a dead kernel or a cell past the limit: what ran is saved, and this says why
-        print(f"{type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}")
+        print(
+            f"{type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}"
+        )
         return 1
     finally:
         save()

@@ -10,7 +10,8 @@ prove them equal to the library's step.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from diffusers import (
@@ -45,7 +46,9 @@ def make_scheduler(name: str, config: Mapping[str, Any]) -> SchedulerMixin:
     ``algorithm_type="dpmsolver++"``, said out loud because the class also runs the older DPM-Solver.
     """
     if name not in SCHEDULERS:
-        raise ValueError(f"unknown scheduler {name!r}: expected one of {', '.join(SCHEDULERS)}")
+        raise ValueError(
+            f"unknown scheduler {name!r}: expected one of {', '.join(SCHEDULERS)}"
+        )
     extra = {"algorithm_type": "dpmsolver++"} if name == "DPM-Solver++" else {}
     return SCHEDULERS[name].from_config(config, **extra)
 
@@ -106,8 +109,12 @@ def ddim_step(
         alpha_prod_t_prev ** (0.5) * pred_original_sample + pred_sample_direction
     )
     if eta > 0:
-        noise = randn_tensor(model_output.shape, generator=generator,
-                             device=model_output.device, dtype=model_output.dtype)
+        noise = randn_tensor(
+            model_output.shape,
+            generator=generator,
+            device=model_output.device,
+            dtype=model_output.dtype,
+        )
         prev_sample = prev_sample + std_dev_t * noise
     return DDIMSchedulerOutput(prev_sample, pred_original_sample)
 
@@ -157,15 +164,35 @@ class CheckedDDIMScheduler(DDIMScheduler):
         self.matches: list[bool] = []
         self.differences: list[float] = []
 
-    def step(self, model_output: torch.Tensor, timestep: int | torch.Tensor, sample: torch.Tensor, eta: float = 0.0,
-             generator: torch.Generator | None = None, **kwargs: Any) -> DDIMSchedulerOutput | tuple:
+    def step(
+        self,
+        model_output: torch.Tensor,
+        timestep: int | torch.Tensor,
+        sample: torch.Tensor,
+        eta: float = 0.0,
+        generator: torch.Generator | None = None,
+        **kwargs: Any,
+    ) -> DDIMSchedulerOutput | tuple:
         twin = None  # with eta > 0 both steps must draw the same noise: ours draws from a copy of the generator
         if generator is not None:
             twin = torch.Generator(generator.device).set_state(generator.get_state())
         ours = self.candidate(self, model_output, timestep, sample, eta, twin)
-        library = super().step(model_output, timestep, sample, eta, generator=generator,
-                               **{**kwargs, "return_dict": True})
-        pairs = [(ours.prev_sample, library.prev_sample), (ours.pred_original_sample, library.pred_original_sample)]
+        library = super().step(
+            model_output,
+            timestep,
+            sample,
+            eta,
+            generator=generator,
+            **{**kwargs, "return_dict": True},
+        )
+        pairs = [
+            (ours.prev_sample, library.prev_sample),
+            (ours.pred_original_sample, library.pred_original_sample),
+        ]
         self.matches.append(all(torch.allclose(a, b) for a, b in pairs))
         self.differences.append(max((a - b).abs().max().item() for a, b in pairs))
-        return library if kwargs.get("return_dict", True) else (library.prev_sample, library.pred_original_sample)
+        return (
+            library
+            if kwargs.get("return_dict", True)
+            else (library.prev_sample, library.pred_original_sample)
+        )

@@ -48,13 +48,17 @@ POSITIONS: dict[str, tuple[float, float]] = {
     "bottom right": (0.73, 0.73),
 }
 IMAGE_SIZE = 64
-_SUPERSAMPLE = 4  # draw the outline 4x larger, then average down: smooth edges like a photo's
+# draw the outline 4x larger, then average down: smooth edges like a photo's
+_SUPERSAMPLE = 4
 HUE_JITTER = 6.0  # degrees: the named hues lie 24 degrees or more apart
 SATURATION_JITTER = (0.3, 1.05)  # from pale to vivid
 VALUE_JITTER = (0.85, 1.1)
 LIGHT_STRENGTH = 0.3  # gradients, soft light and cloudy texture change brightness by up to about 1.5x this
 MAX_ROTATION = 30.0  # degrees either way
-EXPOSURE = (0.3, 1.25)  # the whole scene's brightness, as a factor: from dim to bright light
+EXPOSURE = (
+    0.3,
+    1.25,
+)  # the whole scene's brightness, as a factor: from dim to bright light
 
 
 @dataclass(frozen=True)
@@ -74,15 +78,25 @@ class Scene:
             (self.background, COLORS, "background"),
         ):
             if value not in allowed:
-                raise ValueError(f"unknown {what} {value!r}: expected one of {sorted(allowed)}")
+                raise ValueError(
+                    f"unknown {what} {value!r}: expected one of {sorted(allowed)}"
+                )
         if self.size is not None and self.size not in SIZES:
-            raise ValueError(f"unknown size {self.size!r}: expected one of {sorted(SIZES)} or None (unsaid)")
+            raise ValueError(
+                f"unknown size {self.size!r}: expected one of {sorted(SIZES)} or None (unsaid)"
+            )
         if self.position is not None and self.position not in POSITIONS:
-            raise ValueError(f"unknown position {self.position!r}: expected one of {sorted(POSITIONS)} or None")
+            raise ValueError(
+                f"unknown position {self.position!r}: expected one of {sorted(POSITIONS)} or None"
+            )
         if self.color == self.background:
-            raise ValueError(f"the shape and the background are both {self.color}: they must differ")
+            raise ValueError(
+                f"the shape and the background are both {self.color}: they must differ"
+            )
         if self.size == "big" and self.position not in (None, "center"):
-            raise ValueError("a big shape does not fit in a corner; only small shapes go in a corner")
+            raise ValueError(
+                "a big shape does not fit in a corner; only small shapes go in a corner"
+            )
 
     @property
     def in_corner(self) -> bool:
@@ -91,12 +105,18 @@ class Scene:
 
 def _is_held_out(color: str, shape: str, background: str) -> bool:
     """One (colour, shape, background) combination in ten never appears in training: they test composition."""
-    return (COLORS_INDEX[color] * 7 + SHAPES.index(shape) * 3 + COLORS_INDEX[background] * 5) % 10 == 0
+    return (
+        COLORS_INDEX[color] * 7 + SHAPES.index(shape) * 3 + COLORS_INDEX[background] * 5
+    ) % 10 == 0
 
 
 COLORS_INDEX = {name: i for i, name in enumerate(COLORS)}
 HELD_OUT: frozenset[tuple[str, str, str]] = frozenset(
-    (c, s, b) for c in COLORS for s in SHAPES for b in COLORS if c != b and _is_held_out(c, s, b)
+    (c, s, b)
+    for c in COLORS
+    for s in SHAPES
+    for b in COLORS
+    if c != b and _is_held_out(c, s, b)
 )
 
 
@@ -110,7 +130,8 @@ def all_scenes(split: str = "train") -> list[Scene]:
         for color in COLORS
         for shape in SHAPES
         for background in COLORS
-        if color != background and ((color, shape, background) in HELD_OUT) == (split == "heldout")
+        if color != background
+        and ((color, shape, background) in HELD_OUT) == (split == "heldout")
     ]
 
 
@@ -140,7 +161,9 @@ def caption(scene: Scene, rng: random.Random | None = None) -> str:
         if size and rng.random() < 0.3:
             size = ""
         template = rng.choice(CAPTION_TEMPLATES)
-        text = template.format(thing=f"{size}{scene.color} {scene.shape}{where}", bg=scene.background)
+        text = template.format(
+            thing=f"{size}{scene.color} {scene.shape}{where}", bg=scene.background
+        )
     return re.sub(r"\ba (?=[aeiou])", "an ", text)
 
 
@@ -175,19 +198,42 @@ def _outline(shape: str, r: float) -> list[tuple[float, float]]:
         radii = np.where(np.arange(10) % 2 == 0, r, 0.45 * r)
         return list(zip(radii * np.cos(angles), -radii * np.sin(angles)))
     if shape == "heart":
-        t = np.linspace(0, 2 * np.pi, 48, endpoint=False)  # the classic heart curve, scaled to half-width r
-        x, y = 16 * np.sin(t) ** 3, 13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t)
+        t = np.linspace(
+            0, 2 * np.pi, 48, endpoint=False
+        )  # the classic heart curve, scaled to half-width r
+        x, y = (
+            16 * np.sin(t) ** 3,
+            13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t),
+        )
         return list(zip(r * x / 16, -r * (y + 2.5) / 15))
     if shape == "cross":
         t = 0.36 * r  # half the thickness of an arm
-        return [(t, r), (t, t), (r, t), (r, -t), (t, -t), (t, -r), (-t, -r), (-t, -t), (-r, -t), (-r, t), (-t, t),
-                (-t, r)]
-    s = 0.85 * r  # a square looks as big as a circle of the same width when it is a little smaller
+        return [
+            (t, r),
+            (t, t),
+            (r, t),
+            (r, -t),
+            (t, -t),
+            (t, -r),
+            (-t, -r),
+            (-t, -t),
+            (-r, -t),
+            (-r, t),
+            (-t, t),
+            (-t, r),
+        ]
+    # a square looks as big as a circle of the same width when it is a little smaller
+    s = 0.85 * r
     return [(-s, -s), (s, -s), (s, s), (-s, s)]
 
 
-def shape_mask(shape: str, center: tuple[float, float], width: float, angle: float,
-               size: int = IMAGE_SIZE) -> np.ndarray:
+def shape_mask(
+    shape: str,
+    center: tuple[float, float],
+    width: float,
+    angle: float,
+    size: int = IMAGE_SIZE,
+) -> np.ndarray:
     """How much of each pixel the shape covers, in [0, 1]: (size, size). ``center`` and ``width`` are fractions of
     the picture, ``angle`` is in degrees."""
     big = size * _SUPERSAMPLE
@@ -198,7 +244,13 @@ def shape_mask(shape: str, center: tuple[float, float], width: float, angle: flo
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=255)
     else:
         cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
-        draw.polygon([(cx + x * cos - y * sin, cy + x * sin + y * cos) for x, y in _outline(shape, r)], fill=255)
+        draw.polygon(
+            [
+                (cx + x * cos - y * sin, cy + x * sin + y * cos)
+                for x, y in _outline(shape, r)
+            ],
+            fill=255,
+        )
     small = canvas.resize((size, size), Image.Resampling.BOX)
     return np.asarray(small, dtype=np.float32) / 255.0
 
@@ -206,7 +258,8 @@ def shape_mask(shape: str, center: tuple[float, float], width: float, angle: flo
 def light(rng: random.Random, size: int = IMAGE_SIZE) -> np.ndarray:
     """A brightness field around 1, (size, size): flat, a gradient, a soft spot of light, or a cloudy texture."""
     kind = rng.choice(("flat", "gradient", "spot", "cloudy"))
-    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / (size - 1) - 0.5  # each in [-0.5, 0.5]
+    # each in [-0.5, 0.5]
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / (size - 1) - 0.5
     strength = rng.uniform(0.5, 1.0) * LIGHT_STRENGTH
     if kind == "gradient":
         angle = rng.uniform(0, 2 * math.pi)
@@ -215,8 +268,12 @@ def light(rng: random.Random, size: int = IMAGE_SIZE) -> np.ndarray:
         sx, sy = rng.uniform(-0.4, 0.4), rng.uniform(-0.4, 0.4)
         field = 1.5 * np.exp(-((x - sx) ** 2 + (y - sy) ** 2) / 0.08) - 0.5
     elif kind == "cloudy":
-        coarse = np.array([[rng.uniform(-1, 1) for _ in range(4)] for _ in range(4)], dtype=np.float32)
-        field = np.asarray(Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC))
+        coarse = np.array(
+            [[rng.uniform(-1, 1) for _ in range(4)] for _ in range(4)], dtype=np.float32
+        )
+        field = np.asarray(
+            Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC)
+        )
     else:
         field = np.zeros((size, size), dtype=np.float32)
     return 1 + strength * np.clip(field, -1.5, 1.5)
@@ -243,7 +300,11 @@ class Layout:
 
 def layout(scene: Scene, rng: random.Random) -> Layout:
     """A size, a place and a rotation that obey the scene: named ones from their range, unnamed ones from all."""
-    low, high = SIZES[scene.size] if scene.size else (SIZES["small"] if scene.in_corner else ANY_SIZE)
+    low, high = (
+        SIZES[scene.size]
+        if scene.size
+        else (SIZES["small"] if scene.in_corner else ANY_SIZE)
+    )
     width = rng.uniform(low, high)
     if scene.position is None:
         margin = width / 2 + 0.02
@@ -259,11 +320,17 @@ PLAIN_WIDTH = 0.56  # the plain drawing's width when its size is unsaid
 
 def plain_layout(scene: Scene) -> Layout:
     """The one drawing used without a seed: upright, at the middle of its size range, at its place or centred."""
-    low, high = SIZES[scene.size] if scene.size else (SIZES["small"] if scene.in_corner else (PLAIN_WIDTH,) * 2)
+    low, high = (
+        SIZES[scene.size]
+        if scene.size
+        else (SIZES["small"] if scene.in_corner else (PLAIN_WIDTH,) * 2)
+    )
     return Layout(POSITIONS[scene.position or "center"], (low + high) / 2, 0.0)
 
 
-def render(scene: Scene | str, size: int = IMAGE_SIZE, seed: int | None = None) -> Image.Image:
+def render(
+    scene: Scene | str, size: int = IMAGE_SIZE, seed: int | None = None
+) -> Image.Image:
     """Draw a scene (or a caption) as an RGB picture.
 
     With a ``seed``, everything the scene leaves open is drawn at random from it: shades, light and texture,
@@ -273,21 +340,33 @@ def render(scene: Scene | str, size: int = IMAGE_SIZE, seed: int | None = None) 
         scene = parse_caption(scene)
     if seed is None:
         where = plain_layout(scene)
-        shape_rgb, background_rgb = (np.array(COLORS[c], np.float32) for c in (scene.color, scene.background))
+        shape_rgb, background_rgb = (
+            np.array(COLORS[c], np.float32) for c in (scene.color, scene.background)
+        )
         shape_light = background_light = np.ones((size, size), np.float32)
     else:
         rng = random.Random(seed)
         where = layout(scene, rng)
-        shape_rgb, background_rgb = shade(scene.color, rng), shade(scene.background, rng)
+        shape_rgb, background_rgb = (
+            shade(scene.color, rng),
+            shade(scene.background, rng),
+        )
         exposure = rng.uniform(*EXPOSURE)
-        shape_light, background_light = exposure * light(rng, size), exposure * light(rng, size)
-    coverage = shape_mask(scene.shape, where.center, where.width, where.angle, size)[..., None]  # (H, W, 1)
+        shape_light, background_light = (
+            exposure * light(rng, size),
+            exposure * light(rng, size),
+        )
+    coverage = shape_mask(scene.shape, where.center, where.width, where.angle, size)[
+        ..., None
+    ]  # (H, W, 1)
     shape_field = shape_rgb * shape_light[..., None]  # (H, W, 3)
     background_field = background_rgb * background_light[..., None]
     pixels = coverage * shape_field + (1 - coverage) * background_field
     # Where light pushes a channel past 255, dim the whole pixel instead of clipping that channel: a bright orange
     # stays orange instead of turning yellow.
-    pixels = pixels * np.minimum(1.0, 255 / np.maximum(pixels.max(axis=2, keepdims=True), 1e-6))
+    pixels = pixels * np.minimum(
+        1.0, 255 / np.maximum(pixels.max(axis=2, keepdims=True), 1e-6)
+    )
     return Image.fromarray(np.clip(pixels, 0, 255).round().astype(np.uint8))
 
 
@@ -299,17 +378,23 @@ def random_scene(rng: random.Random, split: str = "train") -> Scene:
         if ((color, shape, background) in HELD_OUT) == (split == "heldout"):
             break
     size = rng.choice((None, None, "small", "big"))
-    position = rng.choice((None, None, None, "center", *[p for p in POSITIONS if p != "center"]))
+    position = rng.choice(
+        (None, None, None, "center", *[p for p in POSITIONS if p != "center"])
+    )
     if size == "big" and position not in (None, "center"):
         position = None
     return Scene(shape, color, background, size, position)
 
 
-def make_dataset(n: int, seed: int = 0, split: str = "train") -> tuple[np.ndarray, list[Scene]]:
+def make_dataset(
+    n: int, seed: int = 0, split: str = "train"
+) -> tuple[np.ndarray, list[Scene]]:
     """``n`` pictures as a uint8 array (n, H, W, 3) and their scenes, the same for the same seed."""
     rng = random.Random(seed)
     scenes = [random_scene(rng, split) for _ in range(n)]
-    pictures = np.stack([np.asarray(render(s, seed=rng.randrange(2**31))) for s in scenes])
+    pictures = np.stack(
+        [np.asarray(render(s, seed=rng.randrange(2**31))) for s in scenes]
+    )
     return pictures, scenes
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -30,11 +30,14 @@ def seconds_of(call: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def compare_seconds(calls: dict[str, Callable[[], object]], repeats: int = 5,
-                    warmups: int = 1) -> dict[str, float]:
+def compare_seconds(
+    calls: dict[str, Callable[[], object]], repeats: int = 5, warmups: int = 1
+) -> dict[str, float]:
     """Median seconds of each call: every call warmed up, then timed ``repeats`` times in turns."""
     if repeats < 1 or warmups < 0:
-        raise ValueError(f"need repeats >= 1 and warmups >= 0, got repeats={repeats}, warmups={warmups}")
+        raise ValueError(
+            f"need repeats >= 1 and warmups >= 0, got repeats={repeats}, warmups={warmups}"
+        )
     for call in calls.values():
         for _ in range(warmups):
             call()
@@ -45,6 +48,8 @@ def compare_seconds(calls: dict[str, Callable[[], object]], repeats: int = 5,
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def median_seconds(call: Callable[[], object], repeats: int = 5, warmups: int = 1) -> float:
+def median_seconds(
+    call: Callable[[], object], repeats: int = 5, warmups: int = 1
+) -> float:
     """Median seconds of one call over ``repeats`` runs, after ``warmups`` untimed ones."""
     return compare_seconds({"call": call}, repeats, warmups)["call"]

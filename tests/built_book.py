@@ -19,13 +19,25 @@ HTML = ROOT / "_build" / "html"
 STAMP = HTML / ".buildinfo"  # Sphinx rewrites it at the end of every build
 CACHE = ROOT / "_build" / ".jupyter_cache"  # execute_notebooks: cache in _config.yml
 SOURCES = ("_config.yml", "_toc.yml", "book", "_static")
-BUILD = [str(Path(sys.executable).with_name("jupyter-book")), "build", "--all", "-W", "--keep-going", "."]
+BUILD = [
+    str(Path(sys.executable).with_name("jupyter-book")),
+    "build",
+    "--all",
+    "-W",
+    "--keep-going",
+    ".",
+]
 
 
 def newest_source() -> float:
     """The modification time of the newest file the site is built from."""
     paths = [ROOT / name for name in SOURCES]
-    files = [path for top in paths for path in ([top] if top.is_file() else top.rglob("*")) if path.is_file()]
+    files = [
+        path
+        for top in paths
+        for path in ([top] if top.is_file() else top.rglob("*"))
+        if path.is_file()
+    ]
     return max(path.stat().st_mtime for path in files)
 
 
@@ -34,7 +46,9 @@ def ensure_built() -> Path:
     if STAMP.exists() and STAMP.stat().st_mtime >= newest_source():
         return HTML
     build = subprocess.run(BUILD, cwd=ROOT, capture_output=True, text=True)
-    assert build.returncode == 0, f"{' '.join(BUILD)} failed:\n{build.stdout[-4000:]}\n{build.stderr[-4000:]}"
+    assert build.returncode == 0, (
+        f"{' '.join(BUILD)} failed:\n{build.stdout[-4000:]}\n{build.stderr[-4000:]}"
+    )
     return HTML
 
 

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import ast
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import nbformat
+from built_book import ROOT
 from nbclient import NotebookClient
 from nbformat import NotebookNode
-
-from built_book import ROOT
 
 MIRROR_TAG = "mirror:"
 
@@ -41,9 +40,13 @@ class MirroredCell:
 def mirrored_cells(notebook: Path) -> list[MirroredCell]:
     """The code cells of ``notebook`` tagged ``mirror:<module>``, in order."""
     nb = nbformat.read(notebook, as_version=4)
-    return [MirroredCell(notebook, index, tag[len(MIRROR_TAG):], cell.source)
-            for index, cell in enumerate(nb.cells) if cell.cell_type == "code"
-            for tag in cell.metadata.get("tags", []) if tag.startswith(MIRROR_TAG)]
+    return [
+        MirroredCell(notebook, index, tag[len(MIRROR_TAG) :], cell.source)
+        for index, cell in enumerate(nb.cells)
+        if cell.cell_type == "code"
+        for tag in cell.metadata.get("tags", [])
+        if tag.startswith(MIRROR_TAG)
+    ]
 
 
 def definitions(source: str) -> dict[str, str]:
@@ -52,7 +55,9 @@ def definitions(source: str) -> dict[str, str]:
     found = {}
     for node in ast.parse(source).body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            first = min([node.lineno] + [decorator.lineno for decorator in node.decorator_list])
+            first = min(
+                [node.lineno] + [decorator.lineno for decorator in node.decorator_list]
+            )
             found[node.name] = "\n".join(lines[first - 1 : node.end_lineno])
     return found
 
@@ -64,13 +69,21 @@ def drift(cell: MirroredCell) -> list[str]:
     written = definitions(cell.source)
     if not written:
         return [f"{cell} defines no function or class"]
-    return [f"{cell}: {name} is missing from {cell.module}" if name not in kept
-            else f"{cell}: {name} differs from {cell.module}.{name}"
-            for name, text in written.items() if kept.get(name) != text]
+    return [
+        f"{cell}: {name} is missing from {cell.module}"
+        if name not in kept
+        else f"{cell}: {name} differs from {cell.module}.{name}"
+        for name, text in written.items()
+        if kept.get(name) != text
+    ]
 
 
-def run_until(notebook: Path, is_last: Callable[[NotebookNode], bool],
-              edits: dict[int, str] | None = None, timeout: int = 600) -> NotebookNode:
+def run_until(
+    notebook: Path,
+    is_last: Callable[[NotebookNode], bool],
+    edits: dict[int, str] | None = None,
+    timeout: int = 600,
+) -> NotebookNode:
     """Execute ``notebook`` from the top through its first cell for which ``is_last`` holds, in the book's folder.
 
     ``edits`` replaces the source of cells by index first, as a learner's edit would. Raises nbclient's
@@ -81,6 +94,10 @@ def run_until(notebook: Path, is_last: Callable[[NotebookNode], bool],
         nb.cells[index].source = source
     last = next(index for index, cell in enumerate(nb.cells) if is_last(cell))
     nb.cells = nb.cells[: last + 1]
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(ROOT / "book")}}).execute()
+    NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(ROOT / "book")}},
+    ).execute()
     return nb

@@ -9,9 +9,8 @@ from pathlib import Path
 import matplotlib
 import pytest
 import torch
-
-import helpers  # before diffusers, as the chapters do: it quiets a torchvision warning of transformers
 from diffusers import AutoencoderKL, StableDiffusionPipeline
+
 from helpers import TINY_MODEL_DIR, ModelChoice, load_pipeline, sd15_config
 
 matplotlib.use("Agg")
@@ -26,7 +25,9 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     def guarded_connect(sock: socket.socket, address: object) -> None:
         host = address[0] if isinstance(address, tuple) else address
         if sock.family in (socket.AF_INET, socket.AF_INET6) and host not in LOOPBACK:
-            raise OSError(f"tests run offline, but something tried to connect to {address}")
+            raise OSError(
+                f"tests run offline, but something tried to connect to {address}"
+            )
         return connect(sock, address)
 
     monkeypatch.setattr(socket.socket, "connect", guarded_connect)
@@ -37,7 +38,12 @@ def sd_vae() -> AutoencoderKL:
     """SD v1.5's VAE layout (4 blocks, so a scale factor of 8; 4 latent channels; scaling_factor 0.18215) with
     narrower blocks and random weights."""
     torch.manual_seed(0)
-    config = sd15_config("vae", block_out_channels=[16, 16, 32, 32], layers_per_block=1, norm_num_groups=8)
+    config = sd15_config(
+        "vae",
+        block_out_channels=[16, 16, 32, 32],
+        layers_per_block=1,
+        norm_num_groups=8,
+    )
     return AutoencoderKL.from_config(config).eval()
 
 

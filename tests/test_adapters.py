@@ -14,8 +14,17 @@ from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict
 
 from helpers import ModelChoice, load_pipeline, shapes
-from helpers.adapters import (LORA_TARGETS, ConceptData, add_token, concept_scenes, fit, lora_forward,
-                              lora_parameters, save_embedding, train_only_rows)
+from helpers.adapters import (
+    LORA_TARGETS,
+    ConceptData,
+    add_token,
+    concept_scenes,
+    fit,
+    lora_forward,
+    lora_parameters,
+    save_embedding,
+    train_only_rows,
+)
 from helpers.bench import max_pixel_diff
 from helpers.checks.ch10 import ADAPTER, lora_layer
 from helpers.pipeline import generate
@@ -32,8 +41,13 @@ def frozen_pipeline(choice: ModelChoice) -> StableDiffusionPipeline:
 
 
 def draw(pipe: StableDiffusionPipeline) -> list:
-    return generate(pipe, PROMPTS, num_inference_steps=4, generator=torch.Generator().manual_seed(0),
-                    progress=False)
+    return generate(
+        pipe,
+        PROMPTS,
+        num_inference_steps=4,
+        generator=torch.Generator().manual_seed(0),
+        progress=False,
+    )
 
 
 @pytest.mark.parametrize("rank, alpha", [(4, 8), (2, 2)])
@@ -42,28 +56,46 @@ def test_lora_forward_equals_peft(rank: int, alpha: int) -> None:
     x = torch.randn(2, 7, layer.in_features)
     with torch.no_grad():
         want = layer(x)
-        got = lora_forward(x, layer.base_layer.weight, layer.base_layer.bias, layer.lora_A[ADAPTER].weight,
-                           layer.lora_B[ADAPTER].weight, layer.scaling[ADAPTER])
+        got = lora_forward(
+            x,
+            layer.base_layer.weight,
+            layer.base_layer.bias,
+            layer.lora_A[ADAPTER].weight,
+            layer.lora_B[ADAPTER].weight,
+            layer.scaling[ADAPTER],
+        )
     assert torch.allclose(got, want, atol=1e-6)
 
 
 def test_concept_data_renames_the_shape(tiny_choice: ModelChoice) -> None:
     pipe = frozen_pipeline(tiny_choice)
-    data = ConceptData(pipe.vae, concept_scenes("heart", 4, seed=0), seed=0, size=shapes.IMAGE_SIZE,
-                       rename={"heart": "<heart>"})
+    data = ConceptData(
+        pipe.vae,
+        concept_scenes("heart", 4, seed=0),
+        seed=0,
+        size=shapes.IMAGE_SIZE,
+        rename={"heart": "<heart>"},
+    )
     latents, captions = data.batch(6, random.Random(0))
     assert latents.shape == (6, 4, 8, 8)
     assert all("<heart>" in c and " heart" not in c for c in captions)
 
 
-def test_textual_inversion_trains_one_row_and_reloads(tiny_choice: ModelChoice, tmp_path: Path) -> None:
+def test_textual_inversion_trains_one_row_and_reloads(
+    tiny_choice: ModelChoice, tmp_path: Path
+) -> None:
     pipe = frozen_pipeline(tiny_choice)
     token_id = add_token(pipe.tokenizer, pipe.text_encoder, "<heart>", "star")
     table = pipe.text_encoder.get_input_embeddings().weight
     before = table.detach().clone()
     hook = train_only_rows(table, [token_id])
-    data = ConceptData(pipe.vae, concept_scenes("heart", 4, seed=0), seed=0, size=shapes.IMAGE_SIZE,
-                       rename={"heart": "<heart>"})
+    data = ConceptData(
+        pipe.vae,
+        concept_scenes("heart", 4, seed=0),
+        seed=0,
+        size=shapes.IMAGE_SIZE,
+        rename={"heart": "<heart>"},
+    )
     losses, seconds = fit(pipe, data, [table], steps=3, lr=1e-2, batch_size=4, seed=0)
     hook.remove()
     assert len(losses) == len(seconds) == 3
@@ -72,21 +104,30 @@ def test_textual_inversion_trains_one_row_and_reloads(tiny_choice: ModelChoice, 
     path = save_embedding(tmp_path / "heart.safetensors", "<heart>", table[token_id])
     fresh = frozen_pipeline(tiny_choice)
     fresh.load_textual_inversion(path)
-    assert torch.equal(fresh.text_encoder.get_input_embeddings().weight[-1], table[token_id])
+    assert torch.equal(
+        fresh.text_encoder.get_input_embeddings().weight[-1], table[token_id]
+    )
     assert max_pixel_diff(draw(pipe), draw(fresh)) == 0
 
 
 def test_lora_saves_loads_and_fuses(tiny_choice: ModelChoice, tmp_path: Path) -> None:
     pipe = frozen_pipeline(tiny_choice)
     plain = draw(pipe)
-    pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=list(LORA_TARGETS)), adapter_name="heart")
+    pipe.unet.add_adapter(
+        LoraConfig(r=4, lora_alpha=4, target_modules=list(LORA_TARGETS)),
+        adapter_name="heart",
+    )
     torch.manual_seed(0)
     for name, parameter in pipe.unet.named_parameters():
         if "lora_B" in name:
-            torch.nn.init.normal_(parameter, std=0.05)  # B starts at zero: move it as training would
+            torch.nn.init.normal_(
+                parameter, std=0.05
+            )  # B starts at zero: move it as training would
     adapted = draw(pipe)
     assert max_pixel_diff(adapted, plain) > 0
-    state = convert_state_dict_to_diffusers(get_peft_model_state_dict(pipe.unet, adapter_name="heart"))
+    state = convert_state_dict_to_diffusers(
+        get_peft_model_state_dict(pipe.unet, adapter_name="heart")
+    )
     StableDiffusionPipeline.save_lora_weights(tmp_path, unet_lora_layers=state)
 
     fresh = frozen_pipeline(tiny_choice)

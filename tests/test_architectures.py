@@ -27,7 +27,11 @@ from helpers.architectures import (
 
 @pytest.fixture(scope="module")
 def counts() -> dict[tuple[str, str], int]:
-    return {(model, part): parameter_count(build_on_meta(model, part)) for model in MODELS for part in parts(model)}
+    return {
+        (model, part): parameter_count(build_on_meta(model, part))
+        for model in MODELS
+        for part in parts(model)
+    }
 
 
 def test_every_part_builds_on_meta_without_storage() -> None:
@@ -39,17 +43,26 @@ def test_every_part_builds_on_meta_without_storage() -> None:
 
 def test_published_sizes_agree(counts: dict[tuple[str, str], int]) -> None:
     for name, size in PUBLISHED_SIZES.items():
-        assert published_size_agrees(size, counts), (name, sum(counts[part] for part in size.parts))
+        assert published_size_agrees(size, counts), (
+            name,
+            sum(counts[part] for part in size.parts),
+        )
 
 
 def test_sizes_that_do_not_agree_are_caught(counts: dict[tuple[str, str], int]) -> None:
     size = PUBLISHED_SIZES["SDXL UNet"]
-    assert not published_size_agrees(size, {**counts, ("sdxl", "unet"): counts["sd15", "unet"]})
+    assert not published_size_agrees(
+        size, {**counts, ("sdxl", "unet"): counts["sd15", "unet"]}
+    )
 
 
 def test_every_config_names_its_source() -> None:
-    listed = {(model, part) for model, entry in sources().items() if not model.startswith("_")
-              for part in entry["parts"]}
+    listed = {
+        (model, part)
+        for model, entry in sources().items()
+        if not model.startswith("_")
+        for part in entry["parts"]
+    }
     shipped = {(path.parent.name, path.stem) for path in CONFIG_DIR.glob("*/*.json")}
     assert listed == shipped
     assert all("/" in hub_repository(model) for model in MODELS)
@@ -71,7 +84,9 @@ def test_flow_match_step_equals_the_library(model: str) -> None:
     hand = library = torch.randn(2, 16, 8, 8, generator=generator)
     for i, t in enumerate(scheduler.timesteps):
         velocity = torch.randn(hand.shape, generator=generator)
-        hand = flow_match_step(velocity, scheduler.sigmas[i], scheduler.sigmas[i + 1], hand)
+        hand = flow_match_step(
+            velocity, scheduler.sigmas[i], scheduler.sigmas[i + 1], hand
+        )
         library = scheduler.step(velocity, t, library).prev_sample
         assert torch.allclose(hand, library, atol=1e-6)
 
@@ -96,14 +111,20 @@ def test_shift_equals_the_schedulers_sigmas() -> None:
     scheduler = build_scheduler("sd3")
     scheduler.set_timesteps(28)
     plain = torch.linspace(1.0, scheduler.sigma_min, 28)
-    assert torch.allclose(shift_sigmas(plain, scheduler.config.shift), scheduler.sigmas[:-1], atol=1e-6)
+    assert torch.allclose(
+        shift_sigmas(plain, scheduler.config.shift), scheduler.sigmas[:-1], atol=1e-6
+    )
 
 
 def test_sdxl_time_ids() -> None:
-    assert torch.equal(library_time_ids("sdxl", (768, 1024), (0, 64), (1024, 1024)),
-                       torch.tensor([[768.0, 1024.0, 0.0, 64.0, 1024.0, 1024.0]]))
-    assert torch.equal(library_time_ids("sdxl_refiner", (1024, 1024), (0, 0), aesthetic_score=6.0),
-                       torch.tensor([[1024.0, 1024.0, 0.0, 0.0, 6.0]]))
+    assert torch.equal(
+        library_time_ids("sdxl", (768, 1024), (0, 64), (1024, 1024)),
+        torch.tensor([[768.0, 1024.0, 0.0, 64.0, 1024.0, 1024.0]]),
+    )
+    assert torch.equal(
+        library_time_ids("sdxl_refiner", (1024, 1024), (0, 0), aesthetic_score=6.0),
+        torch.tensor([[1024.0, 1024.0, 0.0, 0.0, 6.0]]),
+    )
 
 
 def test_schedulers_are_real() -> None:

@@ -25,9 +25,14 @@ def small_unet() -> UNet2DConditionModel:
     """A random-weight UNet of SD's block types: cross-attention at 8x8 on the way down and up."""
     torch.manual_seed(0)
     return UNet2DConditionModel(
-        sample_size=8, block_out_channels=(32, 64), layers_per_block=1, cross_attention_dim=16,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        attention_head_dim=8, norm_num_groups=8,
+        sample_size=8,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        cross_attention_dim=16,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        attention_head_dim=8,
+        norm_num_groups=8,
     ).eval()
 
 
@@ -36,20 +41,28 @@ def tiny(tiny_choice: ModelChoice) -> tuple[UNet2DConditionModel, torch.Tensor]:
     """tiny-shapes-sd's UNet, and the text embeddings of ``""`` and of a prompt (B = 2, as guidance sends them)."""
     tokenizer = load_component(CLIPTokenizer, "tokenizer", tiny_choice)
     text_encoder = load_component(CLIPTextModel, "text_encoder", tiny_choice)
-    prompt_embeds, negative_prompt_embeds = encode_prompt(tokenizer, text_encoder, "a red circle on a blue background")
+    prompt_embeds, negative_prompt_embeds = encode_prompt(
+        tokenizer, text_encoder, "a red circle on a blue background"
+    )
     unet = load_component(UNet2DConditionModel, "unet", tiny_choice).eval()
     return unet, torch.cat([negative_prompt_embeds, prompt_embeds])
 
 
-def unet_inputs(unet: UNet2DConditionModel, embeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def unet_inputs(
+    unet: UNet2DConditionModel, embeds: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Latents (B, 4, h, w) at the UNet's native size, a timestep and the text embeddings (B, 77, d)."""
     generator = torch.Generator().manual_seed(1)
     size = unet.config.sample_size
-    latents = torch.randn(len(embeds), unet.config.in_channels, size, size, generator=generator)
+    latents = torch.randn(
+        len(embeds), unet.config.in_channels, size, size, generator=generator
+    )
     return latents, torch.tensor(500), embeds
 
 
-def assert_prediction_unchanged(unet: UNet2DConditionModel, embeds: torch.Tensor) -> AttentionStore:
+def assert_prediction_unchanged(
+    unet: UNet2DConditionModel, embeds: torch.Tensor
+) -> AttentionStore:
     """Same noise prediction with and without the recorder; the original processors are back afterwards."""
     inputs = unet_inputs(unet, embeds)
     original = unet.attn_processors
@@ -59,25 +72,41 @@ def assert_prediction_unchanged(unet: UNet2DConditionModel, embeds: torch.Tensor
             recorded = unet(*inputs).sample
         after = unet(*inputs).sample
     assert torch.allclose(recorded, expected)
-    assert torch.equal(recorded, expected)  # the wrapped processor computes the output: not even rounding differs
+    assert torch.equal(
+        recorded, expected
+    )  # the wrapped processor computes the output: not even rounding differs
     assert torch.equal(after, expected)
-    assert all(unet.attn_processors[name] is processor for name, processor in original.items())
+    assert all(
+        unet.attn_processors[name] is processor for name, processor in original.items()
+    )
     return store
 
 
 def test_small_random_unet_prediction_unchanged() -> None:
     unet = small_unet()
-    store = assert_prediction_unchanged(unet, torch.randn(2, 77, unet.config.cross_attention_dim))
-    cross = [name.removesuffix(".processor") for name in unet.attn_processors if name.endswith("attn2.processor")]
-    assert sorted(store.layers()) == sorted(cross)  # every cross-attention layer, and no self-attention layer
+    store = assert_prediction_unchanged(
+        unet, torch.randn(2, 77, unet.config.cross_attention_dim)
+    )
+    cross = [
+        name.removesuffix(".processor")
+        for name in unet.attn_processors
+        if name.endswith("attn2.processor")
+    ]
+    assert sorted(store.layers()) == sorted(
+        cross
+    )  # every cross-attention layer, and no self-attention layer
     assert set(store.counts.values()) == {1}
 
 
-def test_tiny_model_prediction_unchanged(tiny: tuple[UNet2DConditionModel, torch.Tensor]) -> None:
+def test_tiny_model_prediction_unchanged(
+    tiny: tuple[UNet2DConditionModel, torch.Tensor],
+) -> None:
     unet, embeds = tiny
     store = assert_prediction_unchanged(unet, embeds)
     assert all(".attn2" in name for name in store.layers()) and store.layers()
-    for name in store.layers():  # probabilities: each picture position spreads a total of 1 over the 77 tokens
+    for name in (
+        store.layers()
+    ):  # probabilities: each picture position spreads a total of 1 over the 77 tokens
         assert torch.allclose(store.mean(name).sum(dim=-1), torch.ones(1), atol=1e-5)
 
 
@@ -101,7 +130,9 @@ def test_processors_restored_after_an_error() -> None:
     original = unet.attn_processors
     with pytest.raises(RuntimeError), record_cross_attention(unet):
         raise RuntimeError("interrupted")
-    assert all(unet.attn_processors[name] is processor for name, processor in original.items())
+    assert all(
+        unet.attn_processors[name] is processor for name, processor in original.items()
+    )
 
 
 def test_inactive_store_records_nothing() -> None:
@@ -113,7 +144,9 @@ def test_inactive_store_records_nothing() -> None:
     assert store.layers() == []
 
 
-def test_token_maps_cover_the_picture(tiny: tuple[UNet2DConditionModel, torch.Tensor]) -> None:
+def test_token_maps_cover_the_picture(
+    tiny: tuple[UNet2DConditionModel, torch.Tensor],
+) -> None:
     unet, embeds = tiny
     with torch.no_grad(), record_cross_attention(unet) as store:
         unet(*unet_inputs(unet, embeds))
@@ -133,9 +166,16 @@ def test_layer_grid() -> None:
 
 
 def test_show_token_maps_titles_one_panel_per_token() -> None:
-    figure = show_token_maps(Image.new("RGB", (16, 16)), torch.rand(9, 16, 16), [f"t{i}" for i in range(9)],
-                             title="maps", max_cols=4)
+    figure = show_token_maps(
+        Image.new("RGB", (16, 16)),
+        torch.rand(9, 16, 16),
+        [f"t{i}" for i in range(9)],
+        title="maps",
+        max_cols=4,
+    )
     titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
     assert titles == ["picture"] + [f"t{i}" for i in range(9)]
-    assert len(figure.axes) == 12 and figure._suptitle.get_text() == "maps"  # 10 panels on a 3 x 4 grid
+    assert (
+        len(figure.axes) == 12 and figure._suptitle.get_text() == "maps"
+    )  # 10 panels on a 3 x 4 grid
     plt.close(figure)

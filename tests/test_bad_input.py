@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import nbformat
 import numpy as np
@@ -19,6 +20,7 @@ import pytest
 import torch
 from diffusers import UNet2DConditionModel
 from PIL import Image
+from sample_book import sample_notebook
 
 from helpers import (
     ModelChoice,
@@ -38,7 +40,6 @@ from helpers.checks.ch05 import check_crossover
 from helpers.schedulers import make_scheduler
 from helpers.tiny import tokenizer
 from helpers.tiny.config import SD15_SCHEDULER_CONFIG
-from sample_book import sample_notebook
 
 PICTURE = Image.new("RGB", (8, 8), "red")
 
@@ -50,52 +51,130 @@ def tiny_unet(tiny_choice: ModelChoice) -> UNet2DConditionModel:
 
 def pip_offline(*args: Any, **kwargs: Any) -> subprocess.CompletedProcess:
     """What ``pip download`` gives without a network."""
-    return subprocess.CompletedProcess(args, 1, "", "ERROR: Could not find a version that satisfies the requirement")
+    return subprocess.CompletedProcess(
+        args, 1, "", "ERROR: Could not find a version that satisfies the requirement"
+    )
 
 
 # Python calls: (what is wrong, the call, the error, the message it must give)
 CALLS: list[tuple[str, Callable[..., Any], type[Exception], str]] = [
-    ("integer pixels above 255", lambda _: numpy_to_pil(np.full((4, 4, 3), 300)), ValueError,
-     r"^int64 pixels must lie in \[0, 255\], got 300\.\.300: 16-bit pictures need dividing by 257 first$"),
-    ("negative integer pixels", lambda _: numpy_to_pil(np.full((4, 4, 3), -1)), ValueError,
-     r"^int64 pixels must lie in \[0, 255\], got -1\.\.-1$"),
-    ("0-255 floats", lambda _: numpy_to_pil(np.full((4, 4, 3), 200.0)), ValueError,
-     r"^float pixels must lie in \[0, 1\], got 200\.\.200: 0-255 floats need dividing by 255$"),
-    ("[-1, 1] floats", lambda _: numpy_to_pil(np.linspace(-1, 1, 48).reshape(4, 4, 3)), ValueError,
-     r"^float pixels must lie in \[0, 1\], got -1\.\.1: pictures in \[-1, 1\] need \(x \+ 1\) / 2$"),
-    ("NaN pixels", lambda _: numpy_to_pil(np.full((4, 4, 3), np.nan)), ValueError,
-     r"^float pixels hold NaN \(48 of 48 values\): the numbers that made them went wrong"),
-    ("NaN latents", lambda vae: decode_latents(vae, torch.full((1, 4, 2, 2), float("nan"))), ValueError,
-     r"^the latents hold NaN or infinity \(16 of 16 values\): .* try float32$"),
-    ("0-255 float pixels for the VAE", lambda vae: encode_image(vae, torch.full((1, 3, 16, 16), 255.0)), ValueError,
-     r"^pixels for the VAE must lie in \[-1, 1\], got 255\.\.255: preprocess\(\) makes them; 0-255 values need "
-     r"/ 127\.5 - 1"),
-    ("uint8 pixels for the VAE", lambda vae: encode_image(vae, torch.zeros((1, 3, 16, 16), dtype=torch.uint8)),
-     TypeError, r"^expected float pixels in \[-1, 1\], got a torch\.uint8 tensor: preprocess\(\) makes them$"),
-    ("a grid of 0 rows", lambda _: image_grid([PICTURE], rows=0), ValueError,
-     r"^rows must be a whole number of at least 1 \(or None to choose\), got 0$"),
-    ("a grid of 0 columns", lambda _: image_grid([PICTURE], cols=0), ValueError,
-     r"^cols must be a whole number of at least 1 \(or None to choose\), got 0$"),
-    ("a grid of one picture, not a list", lambda _: image_grid(PICTURE), TypeError,
-     r"^image_grid takes a list of PIL images, got one Image: pass \[picture\] for one picture"),
-    ("show_images given an array", lambda _: show_images(np.zeros((2, 8, 8, 3), np.uint8)), TypeError,
-     r"^show_images takes a list of PIL images, got one ndarray: .* numpy_to_pil\(array\) for an array$"),
-    ("show_images given a list of arrays", lambda _: show_images([np.zeros((8, 8, 3), np.uint8)]), TypeError,
-     r"^show_images takes PIL images, got ndarray \(numpy_to_pil converts arrays\)$"),
-    ("a title that is None", lambda _: show_images([PICTURE], titles=[None]), TypeError,
-     r'^titles must be strings, but title 0 is None: use "" for a picture without one$'),
-    ("one title for two pictures", lambda _: show_images([PICTURE, PICTURE], titles="both"), ValueError,
-     r"^2 images but 1 titles: give one title per picture, in a list$"),
-    ("bottom_shape of letters", lambda unet: check_bottom_shape(("a", "b", "c"), unet), ExerciseFailed,
-     r"^each of bottom_shape's three numbers: expected a Python int, got str 'a'$"),
-    ("crossover as a float", lambda _: check_crossover(400.0, make_scheduler("DDPM", SD15_SCHEDULER_CONFIG).config),
-     ExerciseFailed, r"^crossover_t: expected one integer, got float 400\.0$"),
+    (
+        "integer pixels above 255",
+        lambda _: numpy_to_pil(np.full((4, 4, 3), 300)),
+        ValueError,
+        r"^int64 pixels must lie in \[0, 255\], got 300\.\.300: 16-bit pictures need dividing by 257 first$",
+    ),
+    (
+        "negative integer pixels",
+        lambda _: numpy_to_pil(np.full((4, 4, 3), -1)),
+        ValueError,
+        r"^int64 pixels must lie in \[0, 255\], got -1\.\.-1$",
+    ),
+    (
+        "0-255 floats",
+        lambda _: numpy_to_pil(np.full((4, 4, 3), 200.0)),
+        ValueError,
+        r"^float pixels must lie in \[0, 1\], got 200\.\.200: 0-255 floats need dividing by 255$",
+    ),
+    (
+        "[-1, 1] floats",
+        lambda _: numpy_to_pil(np.linspace(-1, 1, 48).reshape(4, 4, 3)),
+        ValueError,
+        r"^float pixels must lie in \[0, 1\], got -1\.\.1: pictures in \[-1, 1\] need \(x \+ 1\) / 2$",
+    ),
+    (
+        "NaN pixels",
+        lambda _: numpy_to_pil(np.full((4, 4, 3), np.nan)),
+        ValueError,
+        r"^float pixels hold NaN \(48 of 48 values\): the numbers that made them went wrong",
+    ),
+    (
+        "NaN latents",
+        lambda vae: decode_latents(vae, torch.full((1, 4, 2, 2), float("nan"))),
+        ValueError,
+        r"^the latents hold NaN or infinity \(16 of 16 values\): .* try float32$",
+    ),
+    (
+        "0-255 float pixels for the VAE",
+        lambda vae: encode_image(vae, torch.full((1, 3, 16, 16), 255.0)),
+        ValueError,
+        r"^pixels for the VAE must lie in \[-1, 1\], got 255\.\.255: preprocess\(\) makes them; 0-255 values need "
+        r"/ 127\.5 - 1",
+    ),
+    (
+        "uint8 pixels for the VAE",
+        lambda vae: encode_image(vae, torch.zeros((1, 3, 16, 16), dtype=torch.uint8)),
+        TypeError,
+        r"^expected float pixels in \[-1, 1\], got a torch\.uint8 tensor: preprocess\(\) makes them$",
+    ),
+    (
+        "a grid of 0 rows",
+        lambda _: image_grid([PICTURE], rows=0),
+        ValueError,
+        r"^rows must be a whole number of at least 1 \(or None to choose\), got 0$",
+    ),
+    (
+        "a grid of 0 columns",
+        lambda _: image_grid([PICTURE], cols=0),
+        ValueError,
+        r"^cols must be a whole number of at least 1 \(or None to choose\), got 0$",
+    ),
+    (
+        "a grid of one picture, not a list",
+        lambda _: image_grid(PICTURE),
+        TypeError,
+        r"^image_grid takes a list of PIL images, got one Image: pass \[picture\] for one picture",
+    ),
+    (
+        "show_images given an array",
+        lambda _: show_images(np.zeros((2, 8, 8, 3), np.uint8)),
+        TypeError,
+        r"^show_images takes a list of PIL images, got one ndarray: .* numpy_to_pil\(array\) for an array$",
+    ),
+    (
+        "show_images given a list of arrays",
+        lambda _: show_images([np.zeros((8, 8, 3), np.uint8)]),
+        TypeError,
+        r"^show_images takes PIL images, got ndarray \(numpy_to_pil converts arrays\)$",
+    ),
+    (
+        "a title that is None",
+        lambda _: show_images([PICTURE], titles=[None]),
+        TypeError,
+        r'^titles must be strings, but title 0 is None: use "" for a picture without one$',
+    ),
+    (
+        "one title for two pictures",
+        lambda _: show_images([PICTURE, PICTURE], titles="both"),
+        ValueError,
+        r"^2 images but 1 titles: give one title per picture, in a list$",
+    ),
+    (
+        "bottom_shape of letters",
+        lambda unet: check_bottom_shape(("a", "b", "c"), unet),
+        ExerciseFailed,
+        r"^each of bottom_shape's three numbers: expected a Python int, got str 'a'$",
+    ),
+    (
+        "crossover as a float",
+        lambda _: check_crossover(
+            400.0, make_scheduler("DDPM", SD15_SCHEDULER_CONFIG).config
+        ),
+        ExerciseFailed,
+        r"^crossover_t: expected one integer, got float 400\.0$",
+    ),
 ]
 
 
-@pytest.mark.parametrize("what, call, error, message", CALLS, ids=[case[0] for case in CALLS])
-def test_a_bad_call_says_what_is_wrong_and_how_to_fix_it(what, call, error, message, sd_vae, request):
-    argument = request.getfixturevalue("tiny_unet") if "bottom_shape" in what else sd_vae
+@pytest.mark.parametrize(
+    "what, call, error, message", CALLS, ids=[case[0] for case in CALLS]
+)
+def test_a_bad_call_says_what_is_wrong_and_how_to_fix_it(
+    what, call, error, message, sd_vae, request
+):
+    argument = (
+        request.getfixturevalue("tiny_unet") if "bottom_shape" in what else sd_vae
+    )
     with pytest.raises(error) as raised:
         call(argument)
     assert "\n" not in str(raised.value)
@@ -104,55 +183,130 @@ def test_a_bad_call_says_what_is_wrong_and_how_to_fix_it(what, call, error, mess
 
 def test_tokenizer_offline_says_what_it_needs(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(tokenizer.subprocess, "run", pip_offline)
-    with pytest.raises(RuntimeError, match=r"^could not download the open-clip-torch wheel from PyPI for CLIP's BPE "
-                                           r"file \(ERROR: Could not find a version .*\): connect to PyPI, or copy "
-                                           r"helpers/tiny_shapes_sd/tokenizer"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"^could not download the open-clip-torch wheel from PyPI for CLIP's BPE "
+        r"file \(ERROR: Could not find a version .*\): connect to PyPI, or copy "
+        r"helpers/tiny_shapes_sd/tokenizer",
+    ):
         tokenizer.download_bpe(tmp_path)
-    assert "needs its BPE file (open_clip/bpe_simple_vocab_16e6.txt.gz)" in capsys.readouterr().err
+    assert (
+        "needs its BPE file (open_clip/bpe_simple_vocab_16e6.txt.gz)"
+        in capsys.readouterr().err
+    )
 
 
 def test_16_bit_pngs_are_scaled_not_clipped(tmp_path):
     """A 16-bit greyscale PNG once turned white: every value above 255 was clipped."""
-    levels = np.array([[0, 257 * 64, 257 * 128, 65535]], dtype=np.uint16)  # black, dark, mid grey, white
+    levels = np.array(
+        [[0, 257 * 64, 257 * 128, 65535]], dtype=np.uint16
+    )  # black, dark, mid grey, white
     Image.fromarray(levels).save(tmp_path / "deep.png")
     assert Image.open(tmp_path / "deep.png").mode.startswith("I")
-    assert [pixel[0] for pixel in to_pil(tmp_path / "deep.png").getdata()] == [0, 64, 128, 255]
+    assert [pixel[0] for pixel in to_pil(tmp_path / "deep.png").getdata()] == [
+        0,
+        64,
+        128,
+        255,
+    ]
     assert np.asarray(to_pil(levels))[0, :, 0].tolist() == [0, 64, 128, 255]
 
 
 # Command lines: (what is wrong, module, arguments, the message on stderr). {book}, {out} and {tmp} are filled in.
 COMMANDS = [
-    ("student -o over an edited notebook", exercises, ["student", "{book}", "-o", "{out}"],
-     r"^error: {out}/sample\.ipynb already exists \(a student's work\?\); nothing was written: pick an empty "
-     r"folder, or pass --force to overwrite$"),
-    ("student -o the book itself", exercises, ["student", "{book}", "-o", "{book}"],
-     r"^error: -o {book} is inside .*, where the reference notebooks are: writing there would replace the "
-     r"solutions; pick a folder outside it, such as student/$"),
-    ("student -o a folder inside the book", exercises, ["student", "{book}", "-o", "{book}/student"],
-     r"^error: -o {book}/student is inside .*, where the reference notebooks are"),
-    ("student -o a file", exercises, ["student", "{book}", "-o", "{tmp}/junk/notes.txt"],
-     r"^error: -o {tmp}/junk/notes\.txt is a file, not a folder: name a folder for the student edition$"),
-    ("student of a missing notebook", exercises, ["student", "{tmp}/missing.ipynb", "-o", "{tmp}/new"],
-     r"^error: no such notebook or folder: {tmp}/missing\.ipynb$"),
-    ("student of a file that is not a notebook", exercises, ["student", "{tmp}/junk/notes.txt", "-o", "{tmp}/new"],
-     r"^error: {tmp}/junk/notes\.txt is not a notebook: name \.ipynb files or folders that hold them$"),
-    ("student of a corrupt notebook", exercises, ["student", "{tmp}/junk/corrupt.ipynb", "-o", "{tmp}/new"],
-     r"^error: cannot read {tmp}/junk/corrupt\.ipynb as a notebook \(NotJSONError\): is it a \.ipynb file\?$"),
-    ("grade --timeout 0", exercises, ["grade", "{out}", "--timeout", "0"],
-     r"argument --timeout: must be at least 1, got 0: 0 would mean no limit, and a notebook that loops would "
-     r"never end$"),
-    ("grade --timeout -5", exercises, ["grade", "{out}", "--timeout", "-5"], r"argument --timeout: must be at least 1"),
-    ("grade --jobs 0", exercises, ["grade", "{out}", "--jobs", "0"], r"argument --jobs: must be at least 1, got 0"),
-    ("grade a missing folder", exercises, ["grade", "{tmp}/missing"],
-     r"^error: no such notebook or folder: {tmp}/missing$"),
-    ("grade against a folder with no reference", exercises, ["grade", "{out}", "--reference", "{tmp}/new"],
-     r"^error: no reference notebooks in {tmp}/new: pass --reference with the book's folder$"),
-    ("grade --csv a folder", exercises, ["grade", "{out}", "--reference", "{book}", "--csv", "{tmp}"],
-     r"^error: --csv {tmp} is a folder: name the file to write, such as grades\.csv$"),
-    ("bench --runs 0", bench, ["--runs", "0"],
-     r"argument --runs: must be at least 1, got 0: a median needs one timed run or more$"),
-    ("bench --steps 0", bench, ["--steps", "0"],
-     r"argument --steps: must be at least 1, got 0: a picture needs one denoising step or more$"),
+    (
+        "student -o over an edited notebook",
+        exercises,
+        ["student", "{book}", "-o", "{out}"],
+        r"^error: {out}/sample\.ipynb already exists \(a student's work\?\); nothing was written: pick an empty "
+        r"folder, or pass --force to overwrite$",
+    ),
+    (
+        "student -o the book itself",
+        exercises,
+        ["student", "{book}", "-o", "{book}"],
+        r"^error: -o {book} is inside .*, where the reference notebooks are: writing there would replace the "
+        r"solutions; pick a folder outside it, such as student/$",
+    ),
+    (
+        "student -o a folder inside the book",
+        exercises,
+        ["student", "{book}", "-o", "{book}/student"],
+        r"^error: -o {book}/student is inside .*, where the reference notebooks are",
+    ),
+    (
+        "student -o a file",
+        exercises,
+        ["student", "{book}", "-o", "{tmp}/junk/notes.txt"],
+        r"^error: -o {tmp}/junk/notes\.txt is a file, not a folder: name a folder for the student edition$",
+    ),
+    (
+        "student of a missing notebook",
+        exercises,
+        ["student", "{tmp}/missing.ipynb", "-o", "{tmp}/new"],
+        r"^error: no such notebook or folder: {tmp}/missing\.ipynb$",
+    ),
+    (
+        "student of a file that is not a notebook",
+        exercises,
+        ["student", "{tmp}/junk/notes.txt", "-o", "{tmp}/new"],
+        r"^error: {tmp}/junk/notes\.txt is not a notebook: name \.ipynb files or folders that hold them$",
+    ),
+    (
+        "student of a corrupt notebook",
+        exercises,
+        ["student", "{tmp}/junk/corrupt.ipynb", "-o", "{tmp}/new"],
+        r"^error: cannot read {tmp}/junk/corrupt\.ipynb as a notebook \(NotJSONError\): is it a \.ipynb file\?$",
+    ),
+    (
+        "grade --timeout 0",
+        exercises,
+        ["grade", "{out}", "--timeout", "0"],
+        r"argument --timeout: must be at least 1, got 0: 0 would mean no limit, and a notebook that loops would "
+        r"never end$",
+    ),
+    (
+        "grade --timeout -5",
+        exercises,
+        ["grade", "{out}", "--timeout", "-5"],
+        r"argument --timeout: must be at least 1",
+    ),
+    (
+        "grade --jobs 0",
+        exercises,
+        ["grade", "{out}", "--jobs", "0"],
+        r"argument --jobs: must be at least 1, got 0",
+    ),
+    (
+        "grade a missing folder",
+        exercises,
+        ["grade", "{tmp}/missing"],
+        r"^error: no such notebook or folder: {tmp}/missing$",
+    ),
+    (
+        "grade against a folder with no reference",
+        exercises,
+        ["grade", "{out}", "--reference", "{tmp}/new"],
+        r"^error: no reference notebooks in {tmp}/new: pass --reference with the book's folder$",
+    ),
+    (
+        "grade --csv a folder",
+        exercises,
+        ["grade", "{out}", "--reference", "{book}", "--csv", "{tmp}"],
+        r"^error: --csv {tmp} is a folder: name the file to write, such as grades\.csv$",
+    ),
+    (
+        "bench --runs 0",
+        bench,
+        ["--runs", "0"],
+        r"argument --runs: must be at least 1, got 0: a median needs one timed run or more$",
+    ),
+    (
+        "bench --steps 0",
+        bench,
+        ["--steps", "0"],
+        r"argument --steps: must be at least 1, got 0: a picture needs one denoising step or more$",
+    ),
 ]
 
 
@@ -161,19 +315,34 @@ def workspace(tmp_path) -> dict[str, str]:
     """A sample book, its student edition with one answer edited, a text file and a corrupt notebook."""
     (tmp_path / "book").mkdir()
     nbformat.write(sample_notebook(), tmp_path / "book" / "sample.ipynb")
-    assert exercises.main(["student", str(tmp_path / "book"), "-o", str(tmp_path / "out")]) == 0
+    assert (
+        exercises.main(["student", str(tmp_path / "book"), "-o", str(tmp_path / "out")])
+        == 0
+    )
     edited = tmp_path / "out" / "sample.ipynb"
     edited.write_text(edited.read_text().replace("total = ...", "total = 5"))
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "notes.txt").write_text("not a notebook")
     (tmp_path / "junk" / "corrupt.ipynb").write_text("{ not json")
     (tmp_path / "new").mkdir()
-    return {"book": str(tmp_path / "book"), "out": str(tmp_path / "out"), "tmp": str(tmp_path)}
+    return {
+        "book": str(tmp_path / "book"),
+        "out": str(tmp_path / "out"),
+        "tmp": str(tmp_path),
+    }
 
 
-@pytest.mark.parametrize("what, module, argv, message", COMMANDS, ids=[case[0] for case in COMMANDS])
-def test_a_bad_command_line_says_what_is_wrong_and_how_to_fix_it(what, module, argv, message, workspace, capsys):
-    before = {path: path.read_bytes() for path in Path(workspace["tmp"]).rglob("*") if path.is_file()}
+@pytest.mark.parametrize(
+    "what, module, argv, message", COMMANDS, ids=[case[0] for case in COMMANDS]
+)
+def test_a_bad_command_line_says_what_is_wrong_and_how_to_fix_it(
+    what, module, argv, message, workspace, capsys
+):
+    before = {
+        path: path.read_bytes()
+        for path in Path(workspace["tmp"]).rglob("*")
+        if path.is_file()
+    }
     try:
         status = module.main([arg.format(**workspace) for arg in argv])
     except SystemExit as exit_:  # argparse refuses an option with status 2
@@ -181,4 +350,8 @@ def test_a_bad_command_line_says_what_is_wrong_and_how_to_fix_it(what, module, a
     assert status == 2
     last_line = capsys.readouterr().err.strip().splitlines()[-1]
     assert re.search(message.format(**workspace), last_line), last_line
-    assert {path: path.read_bytes() for path in Path(workspace["tmp"]).rglob("*") if path.is_file()} == before
+    assert {
+        path: path.read_bytes()
+        for path in Path(workspace["tmp"]).rglob("*")
+        if path.is_file()
+    } == before

@@ -25,11 +25,21 @@ def test_unet_calls_count_as_guided_calls_at_the_native_size(tally, tiny_choice)
     side, width = unet.config.sample_size, unet.config.cross_attention_dim
     text = torch.zeros(2, 77, width)
     with torch.no_grad():
-        unet(torch.zeros(2, 4, side, side), 500, encoder_hidden_states=text)  # one guided step: 1
-        unet(torch.zeros(1, 4, side, side), 500, encoder_hidden_states=text[:1])  # half of one
-        unet(sample=torch.zeros(2, 4, 2 * side, 2 * side), timestep=500, encoder_hidden_states=text)  # 4x the area
+        unet(
+            torch.zeros(2, 4, side, side), 500, encoder_hidden_states=text
+        )  # one guided step: 1
+        unet(
+            torch.zeros(1, 4, side, side), 500, encoder_hidden_states=text[:1]
+        )  # half of one
+        unet(
+            sample=torch.zeros(2, 4, 2 * side, 2 * side),
+            timestep=500,
+            encoder_hidden_states=text,
+        )  # 4x the area
     assert tally.guided_calls == pytest.approx(5.5) and tally.part_loads == 1
-    unet(torch.zeros(2, 4, side, side), 500, encoder_hidden_states=text)  # with gradients: forward and backward
+    unet(
+        torch.zeros(2, 4, side, side), 500, encoder_hidden_states=text
+    )  # with gradients: forward and backward
     assert tally.guided_calls == pytest.approx(5.5 + budget.GRADIENT_FACTOR)
 
 
@@ -46,10 +56,20 @@ def test_parts_of_another_choice_are_not_the_chapters_model(tally, tiny_choice):
     other = dataclasses.replace(tiny_choice, reason="training runs on tiny-shapes-sd")
     unet = load_component(UNet2DConditionModel, "unet", other)
     with torch.no_grad():
-        unet(torch.zeros(2, 4, 8, 8), 500, encoder_hidden_states=torch.zeros(2, 77, unet.config.cross_attention_dim))
+        unet(
+            torch.zeros(2, 4, 8, 8),
+            500,
+            encoder_hidden_states=torch.zeros(2, 77, unet.config.cross_attention_dim),
+        )
     assert tally.guided_calls == 0 and tally.part_loads == 0
-    load_component(UNet2DConditionModel, "unet", dataclasses.replace(tiny_choice, dtype=torch.float16))
-    assert tally.part_loads == 1  # the chapter's model in another dtype (chapter 8) is still the chapter's
+    load_component(
+        UNet2DConditionModel,
+        "unet",
+        dataclasses.replace(tiny_choice, dtype=torch.float16),
+    )
+    assert (
+        tally.part_loads == 1
+    )  # the chapter's model in another dtype (chapter 8) is still the chapter's
 
 
 def test_without_a_tally_nothing_is_hooked(tiny_choice, monkeypatch):
@@ -59,5 +79,10 @@ def test_without_a_tally_nothing_is_hooked(tiny_choice, monkeypatch):
 
 
 def test_t4_seconds_adds_the_documented_rates():
-    counts = {"guided_calls": 100, "decoded_pictures": 4, "part_loads": 3, "cpu_seconds_elsewhere": 10.0}
+    counts = {
+        "guided_calls": 100,
+        "decoded_pictures": 4,
+        "part_loads": 3,
+        "cpu_seconds_elsewhere": 10.0,
+    }
     assert t4_seconds(counts) == pytest.approx(90 + 100 * 0.14 + 4 * 0.25 + 3 * 5 + 10)

@@ -15,8 +15,11 @@ from helpers.checks.ch00 import (
     parameter_count,
 )
 
-PROMPTS = ["a red circle on a blue background", "a yellow star on a purple background",
-           "a green triangle on a white background"]
+PROMPTS = [
+    "a red circle on a blue background",
+    "a yellow star on a purple background",
+    "a green triangle on a white background",
+]
 
 
 @pytest.fixture
@@ -26,14 +29,27 @@ def pipe(tiny_pipe):
 
 def draw(pipe, seed, prompt, **kwargs):
     """Two denoising steps are enough to test the shapes and the seeding."""
-    return pipe(prompt, num_inference_steps=2, generator=torch.Generator().manual_seed(seed), **kwargs).images
+    return pipe(
+        prompt,
+        num_inference_steps=2,
+        generator=torch.Generator().manual_seed(seed),
+        **kwargs,
+    ).images
 
 
 def test_same_seed(pipe, capsys):
-    assert check_same_seed([draw(pipe, 7, PROMPTS[1])[0] for _ in range(2)], pipe, num_inference_steps=2)
-    assert capsys.readouterr().out == "[ex-00-same-seed] PASS\n"  # the verdict alone: no progress bar
+    assert check_same_seed(
+        [draw(pipe, 7, PROMPTS[1])[0] for _ in range(2)], pipe, num_inference_steps=2
+    )
+    assert (
+        capsys.readouterr().out == "[ex-00-same-seed] PASS\n"
+    )  # the verdict alone: no progress bar
     with pytest.raises(ExerciseFailed, match="differ"):
-        check_same_seed([draw(pipe, 7, PROMPTS[1])[0], draw(pipe, 8, PROMPTS[1])[0]], pipe, num_inference_steps=2)
+        check_same_seed(
+            [draw(pipe, 7, PROMPTS[1])[0], draw(pipe, 8, PROMPTS[1])[0]],
+            pipe,
+            num_inference_steps=2,
+        )
     picture = draw(pipe, 7, PROMPTS[1])[0]
     with pytest.raises(ExerciseFailed, match="same object"):
         check_same_seed([picture, picture], pipe, num_inference_steps=2)
@@ -45,7 +61,10 @@ def test_same_seed(pipe, capsys):
 def test_same_seed_wants_the_picture_of_the_prompt_from_seed_7(pipe, seed, prompt):
     """Any picture twice (``[img, img.copy()]``) once passed: the check now makes the picture itself."""
     picture = draw(pipe, seed, prompt)[0]
-    with pytest.raises(ExerciseFailed, match="not the picture of 'a yellow star on a purple background'"):
+    with pytest.raises(
+        ExerciseFailed,
+        match="not the picture of 'a yellow star on a purple background'",
+    ):
         check_same_seed([picture, picture.copy()], pipe, num_inference_steps=2)
 
 
@@ -69,7 +88,9 @@ def test_prompt_rows_wants_six_pictures(pipe):
     with pytest.raises(ExerciseFailed, match="one flat colour"):
         check_prompt_rows(Image.new("RGB", (2 * side, 3 * side), "white"), pipe)
     picture = draw(pipe, 3, PROMPTS[0])[0]
-    with pytest.raises(ExerciseFailed, match="pictures 0 and 1 of the grid are the same picture"):
+    with pytest.raises(
+        ExerciseFailed, match="pictures 0 and 1 of the grid are the same picture"
+    ):
         check_prompt_rows(image_grid([picture] * 6, rows=3), pipe)
 
 
@@ -79,10 +100,14 @@ def test_unet_share(pipe):
     with pytest.raises(ExerciseFailed, match="percentage"):
         check_unet_share(100 * parameter_count(pipe.unet) / total, pipe)
     with pytest.raises(ExerciseFailed, match="every component"):
-        check_unet_share(parameter_count(pipe.unet) / (total - parameter_count(pipe.vae)), pipe)
+        check_unet_share(
+            parameter_count(pipe.unet) / (total - parameter_count(pipe.vae)), pipe
+        )
 
 
-@pytest.mark.parametrize("check", [check_same_seed, check_prompt_rows, check_unet_share])
+@pytest.mark.parametrize(
+    "check", [check_same_seed, check_prompt_rows, check_unet_share]
+)
 def test_placeholder_is_not_done(pipe, check, capsys):
     assert check(..., pipe).passed is False
     assert "NOT DONE" in capsys.readouterr().out

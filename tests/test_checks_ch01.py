@@ -5,13 +5,19 @@ import torch
 from diffusers import PNDMScheduler
 
 from helpers.checks import ExerciseFailed
-from helpers.checks.ch01 import check_add_noise, check_crossover, check_wide_latent_numbers
+from helpers.checks.ch01 import (
+    check_add_noise,
+    check_crossover,
+    check_wide_latent_numbers,
+)
 from helpers.tiny.config import SD15_SCHEDULER_CONFIG, TinyConfig, make_vae
 
 
 @pytest.fixture(scope="module")
 def scheduler():
-    return PNDMScheduler.from_config({k: v for k, v in SD15_SCHEDULER_CONFIG.items() if k != "clip_sample"})
+    return PNDMScheduler.from_config(
+        {k: v for k, v in SD15_SCHEDULER_CONFIG.items() if k != "clip_sample"}
+    )
 
 
 def add_noise_by_hand(latents, noise, timesteps, alphas_cumprod):
@@ -28,10 +34,12 @@ def test_add_noise(scheduler, capsys):
         return alpha_prod_t * latents + (1 - alpha_prod_t) * noise
 
     def one_timestep_for_all(latents, noise, timesteps, alphas_cumprod):
-        return add_noise_by_hand(latents, noise, timesteps[:1].repeat(len(timesteps)), alphas_cumprod)
+        return add_noise_by_hand(
+            latents, noise, timesteps[:1].repeat(len(timesteps)), alphas_cumprod
+        )
 
     for wrong in (without_square_roots, one_timestep_for_all):
-        with pytest.raises(ExerciseFailed, match="differs from scheduler.add_noise"):
+        with pytest.raises(ExerciseFailed, match=r"differs from scheduler\.add_noise"):
             check_add_noise(wrong, scheduler)
     with pytest.raises(ExerciseFailed, match="function"):
         check_add_noise(42, scheduler)
@@ -40,7 +48,9 @@ def test_add_noise(scheduler, capsys):
 def test_add_noise_accepts_a_correct_answer_after_add_noise_moved_the_schedule_to_another_device():
     """On a GPU, the chapter's add_noise moves scheduler.alphas_cumprod to the GPU; an answer that indexes it
     without `.to(latents.device)` is still right. The meta device stands in for the GPU, and stays untouched."""
-    scheduler = PNDMScheduler.from_config({k: v for k, v in SD15_SCHEDULER_CONFIG.items() if k != "clip_sample"})
+    scheduler = PNDMScheduler.from_config(
+        {k: v for k, v in SD15_SCHEDULER_CONFIG.items() if k != "clip_sample"}
+    )
     scheduler.alphas_cumprod = scheduler.alphas_cumprod.to("meta")
     assert check_add_noise(add_noise_by_hand, scheduler)
     assert scheduler.alphas_cumprod.device.type == "meta"
@@ -48,7 +58,9 @@ def test_add_noise_accepts_a_correct_answer_after_add_noise_moved_the_schedule_t
 
 def test_crossover(scheduler, capsys):
     alphas_cumprod = scheduler.alphas_cumprod
-    crossover_t = int(torch.nonzero((1 - alphas_cumprod).sqrt() > alphas_cumprod.sqrt())[0])
+    crossover_t = int(
+        torch.nonzero((1 - alphas_cumprod).sqrt() > alphas_cumprod.sqrt())[0]
+    )
     assert check_crossover(crossover_t, scheduler)
     assert "[ex-01-crossover] PASS" in capsys.readouterr().out
     for wrong in (crossover_t - 1, crossover_t + 1, 500):
@@ -62,17 +74,27 @@ def test_crossover(scheduler, capsys):
 
 
 def test_wide_latent_numbers(sd_vae, capsys):
-    for vae in (make_vae(TinyConfig()), sd_vae):  # tiny-shapes-sd's layout and SD v1.5's
-        native, factor = vae.config.sample_size, 2 ** (len(vae.config.block_out_channels) - 1)
+    for vae in (
+        make_vae(TinyConfig()),
+        sd_vae,
+    ):  # tiny-shapes-sd's layout and SD v1.5's
+        native, factor = (
+            vae.config.sample_size,
+            2 ** (len(vae.config.block_out_channels) - 1),
+        )
         positions = (native // factor) * (2 * native // factor)
-        assert check_wide_latent_numbers(vae.config.latent_channels * positions, vae, native)
+        assert check_wide_latent_numbers(
+            vae.config.latent_channels * positions, vae, native
+        )
         assert "[ex-01-wide-latents] PASS" in capsys.readouterr().out
         with pytest.raises(ExerciseFailed, match="positions"):
             check_wide_latent_numbers(positions, vae, native)
         with pytest.raises(ExerciseFailed, match="picture's numbers"):
             check_wide_latent_numbers(3 * native * 2 * native, vae, native)
         with pytest.raises(ExerciseFailed, match="channels of"):
-            check_wide_latent_numbers(vae.config.latent_channels * (native // factor) ** 2, vae, native)
+            check_wide_latent_numbers(
+                vae.config.latent_channels * (native // factor) ** 2, vae, native
+            )
 
 
 def test_placeholder_is_not_done(scheduler, capsys):

@@ -20,13 +20,18 @@ from helpers.checks.ch03 import (
     clip_caption_probs,
 )
 
+
 @pytest.fixture(scope="module")
 def parts(tiny_choice: ModelChoice) -> tuple[CLIPTokenizer, CLIPTextModel]:
-    return (load_component(CLIPTokenizer, "tokenizer", tiny_choice),
-            load_component(CLIPTextModel, "text_encoder", tiny_choice))
+    return (
+        load_component(CLIPTokenizer, "tokenizer", tiny_choice),
+        load_component(CLIPTextModel, "text_encoder", tiny_choice),
+    )
 
 
-def test_not_done_prints(capsys: pytest.CaptureFixture[str], parts: tuple[CLIPTokenizer, CLIPTextModel]) -> None:
+def test_not_done_prints(
+    capsys: pytest.CaptureFixture[str], parts: tuple[CLIPTokenizer, CLIPTextModel]
+) -> None:
     tokenizer, text_encoder = parts
     assert not check_padded_ids(..., tokenizer)
     assert not check_pooled(..., tokenizer, text_encoder)
@@ -37,28 +42,41 @@ def test_not_done_prints(capsys: pytest.CaptureFixture[str], parts: tuple[CLIPTo
 
 def test_padded_ids(parts: tuple[CLIPTokenizer, CLIPTextModel]) -> None:
     tokenizer, _ = parts
-    padded = tokenizer(STAR_PROMPT, padding="max_length", max_length=tokenizer.model_max_length, truncation=True)
+    padded = tokenizer(
+        STAR_PROMPT,
+        padding="max_length",
+        max_length=tokenizer.model_max_length,
+        truncation=True,
+    )
     assert check_padded_ids(padded.input_ids, tokenizer)
-    assert check_padded_ids(torch.tensor([padded.input_ids]), tokenizer)  # a (1, 77) batch is fine too
+    assert check_padded_ids(
+        torch.tensor([padded.input_ids]), tokenizer
+    )  # a (1, 77) batch is fine too
     unpadded = tokenizer(STAR_PROMPT).input_ids
     with pytest.raises(ExerciseFailed, match="expected 77 ids"):
         check_padded_ids(unpadded, tokenizer)
     with pytest.raises(ExerciseFailed, match="pad token"):
         check_padded_ids(unpadded + [0] * (77 - len(unpadded)), tokenizer)
-    other = tokenizer("a yellow star on a blue background", padding="max_length", max_length=77).input_ids
+    other = tokenizer(
+        "a yellow star on a blue background", padding="max_length", max_length=77
+    ).input_ids
     with pytest.raises(ExerciseFailed, match="not those of"):
         check_padded_ids(other, tokenizer)
 
 
 def test_pooled(parts: tuple[CLIPTokenizer, CLIPTextModel]) -> None:
     tokenizer, text_encoder = parts
-    ids = tokenizer(TRIANGLE_PROMPT, padding="max_length", max_length=77, return_tensors="pt").input_ids
+    ids = tokenizer(
+        TRIANGLE_PROMPT, padding="max_length", max_length=77, return_tensors="pt"
+    ).input_ids
     with torch.no_grad():
         hidden = text_encoder(ids).last_hidden_state[0]  # (77, d)
     eos_index = int((ids[0] == tokenizer.eos_token_id).nonzero()[0])
     assert check_pooled(hidden[eos_index], tokenizer, text_encoder)
     with pytest.raises(ExerciseFailed, match="end token"):
-        check_pooled(hidden[-1], tokenizer, text_encoder)  # the last padding position, not the first end token
+        check_pooled(
+            hidden[-1], tokenizer, text_encoder
+        )  # the last padding position, not the first end token
     with pytest.raises(ExerciseFailed, match="shape"):
         check_pooled(hidden, tokenizer, text_encoder)
 
@@ -69,12 +87,16 @@ def test_caption_probs(tiny_choice: ModelChoice) -> None:
     assert check_caption_probs(probs, clip_model, processor)
     with pytest.raises(ExerciseFailed, match="sum to 1"):  # logits, not probabilities
         check_caption_probs(probs.log() + 3, clip_model, processor)
-    all_on_the_least_likely = F.one_hot(probs.argmin(), len(TRIANGLE_CANDIDATES)).float()  # a distribution, not CLIP's
+    all_on_the_least_likely = F.one_hot(
+        probs.argmin(), len(TRIANGLE_CANDIDATES)
+    ).float()  # a distribution, not CLIP's
     with pytest.raises(ExerciseFailed, match="expected"):
         check_caption_probs(all_on_the_least_likely, clip_model, processor)
     with pytest.raises(ExerciseFailed, match="one per caption"):
         check_caption_probs(probs[:2] / probs[:2].sum(), clip_model, processor)
-    typed_in = F.one_hot(probs.argmax(), len(TRIANGLE_CANDIDATES)).float()  # CLIP's favourite, by hand
+    typed_in = F.one_hot(
+        probs.argmax(), len(TRIANGLE_CANDIDATES)
+    ).float()  # CLIP's favourite, by hand
     with pytest.raises(ExerciseFailed, match="not CLIP's for the triangle"):
         check_caption_probs(typed_in, clip_model, processor)
     with pytest.raises(ExerciseFailed, match="tensor"):

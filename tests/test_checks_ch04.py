@@ -10,7 +10,11 @@ from diffusers import UNet2DConditionModel
 
 from helpers import ModelChoice, load_component
 from helpers.checks import ExerciseFailed
-from helpers.checks.ch04 import check_bottom_shape, check_text_reading_params, check_timestep_features
+from helpers.checks.ch04 import (
+    check_bottom_shape,
+    check_text_reading_params,
+    check_timestep_features,
+)
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +22,9 @@ def unet(tiny_choice: ModelChoice) -> UNet2DConditionModel:
     return load_component(UNet2DConditionModel, "unet", tiny_choice)
 
 
-def sinusoids(timesteps: torch.Tensor, dim: int, flip: bool = True, shift: float = 0) -> torch.Tensor:
+def sinusoids(
+    timesteps: torch.Tensor, dim: int, flip: bool = True, shift: float = 0
+) -> torch.Tensor:
     """Sinusoidal timestep features, cosines first when ``flip``; ``shift=1`` is the original DDPM spacing."""
     half = dim // 2
     frequencies = torch.exp(-math.log(10000) * torch.arange(half) / (half - shift))
@@ -27,7 +33,9 @@ def sinusoids(timesteps: torch.Tensor, dim: int, flip: bool = True, shift: float
     return torch.cat([cos, sin] if flip else [sin, cos], dim=-1)
 
 
-def test_not_done_prints(capsys: pytest.CaptureFixture[str], unet: UNet2DConditionModel) -> None:
+def test_not_done_prints(
+    capsys: pytest.CaptureFixture[str], unet: UNet2DConditionModel
+) -> None:
     assert not check_text_reading_params(..., unet)
     assert not check_bottom_shape(..., unet)
     assert not check_timestep_features(..., unet)
@@ -36,12 +44,20 @@ def test_not_done_prints(capsys: pytest.CaptureFixture[str], unet: UNet2DConditi
 
 def test_text_reading_params(unet: UNet2DConditionModel) -> None:
     def count(*parts: str) -> int:
-        return sum(p.numel() for name, p in unet.named_parameters() if any(part in name for part in parts))
+        return sum(
+            p.numel()
+            for name, p in unet.named_parameters()
+            if any(part in name for part in parts)
+        )
 
     assert check_text_reading_params(count(".attn2.to_k.", ".attn2.to_v."), unet)
     with pytest.raises(ExerciseFailed, match="to_q reads the picture"):
-        check_text_reading_params(count(".attn2.to_q.", ".attn2.to_k.", ".attn2.to_v."), unet)
-    with pytest.raises(ExerciseFailed, match="expected"):  # self-attention's keys and values read the picture
+        check_text_reading_params(
+            count(".attn2.to_q.", ".attn2.to_k.", ".attn2.to_v."), unet
+        )
+    with pytest.raises(
+        ExerciseFailed, match="expected"
+    ):  # self-attention's keys and values read the picture
         check_text_reading_params(count(".attn1.to_k.", ".attn1.to_v."), unet)
     with pytest.raises(ExerciseFailed, match="expected an int"):
         check_text_reading_params(float(count(".attn2.to_k.", ".attn2.to_v.")), unet)
@@ -51,9 +67,15 @@ def test_bottom_shape(unet: UNet2DConditionModel) -> None:
     size = unet.config.sample_size
     latents = torch.zeros(1, unet.config.in_channels, size, 2 * size)
     shapes = []
-    handle = unet.mid_block.register_forward_hook(lambda module, args, output: shapes.append(tuple(output.shape[1:])))
+    handle = unet.mid_block.register_forward_hook(
+        lambda module, args, output: shapes.append(tuple(output.shape[1:]))
+    )
     with torch.no_grad():
-        unet(latents, 10, encoder_hidden_states=torch.zeros(1, 77, unet.config.cross_attention_dim))
+        unet(
+            latents,
+            10,
+            encoder_hidden_states=torch.zeros(1, 77, unet.config.cross_attention_dim),
+        )
     handle.remove()
     assert check_bottom_shape(shapes[0], unet)  # the shape the real model gives
     channels, height, width = shapes[0]
@@ -65,8 +87,12 @@ def test_bottom_shape(unet: UNet2DConditionModel) -> None:
         check_bottom_shape((channels, 2 * height, 2 * width), unet)
     with pytest.raises(ExerciseFailed, match="tuple"):
         check_bottom_shape(channels, unet)
-    with pytest.raises(ExerciseFailed, match="three numbers: expected a Python int, got str 'a'"):
-        check_bottom_shape(("a", "b", "c"), unet)  # once crashed with "invalid literal for int()"
+    with pytest.raises(
+        ExerciseFailed, match="three numbers: expected a Python int, got str 'a'"
+    ):
+        check_bottom_shape(
+            ("a", "b", "c"), unet
+        )  # once crashed with "invalid literal for int()"
     with pytest.raises(ExerciseFailed, match="expected a Python int, got float"):
         check_bottom_shape((float(channels), height + 0.5, width), unet)
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 from diffusers import EulerDiscreteScheduler, PNDMScheduler
 
+from helpers import TINY_MODEL_DIR
 from helpers.checks import ExerciseFailed
 from helpers.checks.ch05 import (
     check_crossover,
@@ -17,11 +18,12 @@ from helpers.checks.ch05 import (
     check_v_from_epsilon,
     check_zero_terminal_snr,
 )
-from helpers import TINY_MODEL_DIR
 
 # What the chapter's `config` holds: tiny-shapes-sd's own scheduler config, with its explicit "leading" spacing.
 CONFIG = PNDMScheduler.from_pretrained(TINY_MODEL_DIR, subfolder="scheduler").config
-ALPHAS_CUMPROD = torch.cumprod(1 - torch.linspace(0.00085**0.5, 0.012**0.5, 1000) ** 2, dim=0)
+ALPHAS_CUMPROD = torch.cumprod(
+    1 - torch.linspace(0.00085**0.5, 0.012**0.5, 1000) ** 2, dim=0
+)
 
 
 def sigmas_at(alphas_cumprod: torch.Tensor, steps: int = 10) -> torch.Tensor:
@@ -32,7 +34,9 @@ def sigmas_at(alphas_cumprod: torch.Tensor, steps: int = 10) -> torch.Tensor:
 
 
 def predict_epsilon(sample, pred_original_sample, alpha_prod_t):
-    return (sample - alpha_prod_t**0.5 * pred_original_sample) / (1 - alpha_prod_t) ** 0.5
+    return (sample - alpha_prod_t**0.5 * pred_original_sample) / (
+        1 - alpha_prod_t
+    ) ** 0.5
 
 
 def predict_epsilon_without_roots(sample, pred_original_sample, alpha_prod_t):
@@ -40,7 +44,9 @@ def predict_epsilon_without_roots(sample, pred_original_sample, alpha_prod_t):
 
 
 def predict_epsilon_roots_swapped(sample, pred_original_sample, alpha_prod_t):
-    return (sample - (1 - alpha_prod_t) ** 0.5 * pred_original_sample) / alpha_prod_t**0.5
+    return (
+        sample - (1 - alpha_prod_t) ** 0.5 * pred_original_sample
+    ) / alpha_prod_t**0.5
 
 
 def v_from_epsilon(sample, epsilon, alpha_prod_t):
@@ -56,9 +62,14 @@ def v_sign_flipped(sample, epsilon, alpha_prod_t):
     return (epsilon + (1 - alpha_prod_t) ** 0.5 * sample) / alpha_prod_t**0.5
 
 
-def karras(sigma_max: float, sigma_min: float, steps: int = 10, rho: float = 7.0) -> torch.Tensor:
+def karras(
+    sigma_max: float, sigma_min: float, steps: int = 10, rho: float = 7.0
+) -> torch.Tensor:
     ramp = torch.linspace(0, 1, steps, dtype=torch.float64)
-    return (sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
+    return (
+        sigma_max ** (1 / rho)
+        + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))
+    ) ** rho
 
 
 def rescale_zero_terminal_snr(betas):
@@ -72,14 +83,19 @@ def rescale_zero_terminal_snr(betas):
 
 def zero_snr_shift_only(betas):
     """Shifts √ᾱ to end at 0 but forgets to scale it back: the first step loses its signal too."""
-    alphas_bar = (torch.cumprod(1 - betas, dim=0).sqrt() - torch.cumprod(1 - betas, dim=0)[-1].sqrt()) ** 2
+    alphas_bar = (
+        torch.cumprod(1 - betas, dim=0).sqrt()
+        - torch.cumprod(1 - betas, dim=0)[-1].sqrt()
+    ) ** 2
     return 1 - torch.cat([alphas_bar[:1], alphas_bar[1:] / alphas_bar[:-1]])
 
 
 def zero_snr_on_alphas_bar(betas):
     """Shifts and scales ᾱ itself instead of its square root."""
     alphas_bar = torch.cumprod(1 - betas, dim=0)
-    alphas_bar = (alphas_bar - alphas_bar[-1]) * alphas_bar[0] / (alphas_bar[0] - alphas_bar[-1])
+    alphas_bar = (
+        (alphas_bar - alphas_bar[-1]) * alphas_bar[0] / (alphas_bar[0] - alphas_bar[-1])
+    )
     return 1 - torch.cat([alphas_bar[:1], alphas_bar[1:] / alphas_bar[:-1]])
 
 
@@ -111,28 +127,79 @@ def default_sigmas(steps: int = 10) -> torch.Tensor:
 
 TRAINING_SIGMA_MAX = float(((1 - ALPHAS_CUMPROD[-1]) / ALPHAS_CUMPROD[-1]).sqrt())
 CASES = [  # check, reference answer, wrong answers, extra arguments
-    (check_linear_schedule, torch.cumprod(1 - torch.linspace(0.0001, 0.02, 1000), dim=0),
-     [torch.cumprod(1 - torch.linspace(0.0001**0.5, 0.02**0.5, 1000) ** 2, dim=0),
-      1 - torch.linspace(0.0001, 0.02, 1000)], ()),
-    (check_crossover, int(torch.nonzero((1 - ALPHAS_CUMPROD).sqrt() > ALPHAS_CUMPROD.sqrt())[0]),
-     [int(torch.nonzero((1 - ALPHAS_CUMPROD) > ALPHAS_CUMPROD.sqrt())[0]),
-      int(torch.nonzero((1 - ALPHAS_CUMPROD).sqrt() > ALPHAS_CUMPROD.sqrt())[-1])], (CONFIG,)),
-    (check_sigmas, sigmas_at(ALPHAS_CUMPROD),
-     [((1 - ALPHAS_CUMPROD[::100]) / ALPHAS_CUMPROD[::100]).sqrt().flip(0),
-      ((1 - ALPHAS_CUMPROD) / ALPHAS_CUMPROD)[EulerDiscreteScheduler.from_config(CONFIG).timesteps[:10].long()]],
-     (CONFIG,)),
-    (check_predict_epsilon, predict_epsilon, [predict_epsilon_without_roots, predict_epsilon_roots_swapped], ()),
-    (check_v_from_epsilon, v_from_epsilon, [v_with_x_t_for_x0, v_sign_flipped], (CONFIG,)),
-    (check_karras_sigmas, karras(float(default_sigmas()[0]), float(default_sigmas()[-1])),
-     [karras(float(default_sigmas()[0]), float(default_sigmas()[-1]), rho=1.0),
-      karras(TRAINING_SIGMA_MAX, float(default_sigmas()[-1])),
-      karras(float(default_sigmas()[0]), float(default_sigmas()[-1])).flip(0)], (CONFIG,)),
-    (check_zero_terminal_snr, rescale_zero_terminal_snr, [zero_snr_shift_only, zero_snr_on_alphas_bar], (CONFIG,)),
-    (check_rescale_noise_cfg, rescale_noise_cfg, [rescale_over_the_batch, rescale_mix_swapped], ()),
+    (
+        check_linear_schedule,
+        torch.cumprod(1 - torch.linspace(0.0001, 0.02, 1000), dim=0),
+        [
+            torch.cumprod(1 - torch.linspace(0.0001**0.5, 0.02**0.5, 1000) ** 2, dim=0),
+            1 - torch.linspace(0.0001, 0.02, 1000),
+        ],
+        (),
+    ),
+    (
+        check_crossover,
+        int(torch.nonzero((1 - ALPHAS_CUMPROD).sqrt() > ALPHAS_CUMPROD.sqrt())[0]),
+        [
+            int(torch.nonzero(ALPHAS_CUMPROD.sqrt() < (1 - ALPHAS_CUMPROD))[0]),
+            int(torch.nonzero((1 - ALPHAS_CUMPROD).sqrt() > ALPHAS_CUMPROD.sqrt())[-1]),
+        ],
+        (CONFIG,),
+    ),
+    (
+        check_sigmas,
+        sigmas_at(ALPHAS_CUMPROD),
+        [
+            ((1 - ALPHAS_CUMPROD[::100]) / ALPHAS_CUMPROD[::100]).sqrt().flip(0),
+            ((1 - ALPHAS_CUMPROD) / ALPHAS_CUMPROD)[
+                EulerDiscreteScheduler.from_config(CONFIG).timesteps[:10].long()
+            ],
+        ],
+        (CONFIG,),
+    ),
+    (
+        check_predict_epsilon,
+        predict_epsilon,
+        [predict_epsilon_without_roots, predict_epsilon_roots_swapped],
+        (),
+    ),
+    (
+        check_v_from_epsilon,
+        v_from_epsilon,
+        [v_with_x_t_for_x0, v_sign_flipped],
+        (CONFIG,),
+    ),
+    (
+        check_karras_sigmas,
+        karras(float(default_sigmas()[0]), float(default_sigmas()[-1])),
+        [
+            karras(float(default_sigmas()[0]), float(default_sigmas()[-1]), rho=1.0),
+            karras(TRAINING_SIGMA_MAX, float(default_sigmas()[-1])),
+            karras(float(default_sigmas()[0]), float(default_sigmas()[-1])).flip(0),
+        ],
+        (CONFIG,),
+    ),
+    (
+        check_zero_terminal_snr,
+        rescale_zero_terminal_snr,
+        [zero_snr_shift_only, zero_snr_on_alphas_bar],
+        (CONFIG,),
+    ),
+    (
+        check_rescale_noise_cfg,
+        rescale_noise_cfg,
+        [rescale_over_the_batch, rescale_mix_swapped],
+        (),
+    ),
 ]
 IDS = [case[0].__name__ for case in CASES]
-WRONG_CASES = [(check, wrong, extra) for check, _, wrongs, extra in CASES for wrong in wrongs]
-WRONG_IDS = [f"{check.__name__}-wrong{i}" for check, _, wrongs, _ in CASES for i in range(len(wrongs))]
+WRONG_CASES = [
+    (check, wrong, extra) for check, _, wrongs, extra in CASES for wrong in wrongs
+]
+WRONG_IDS = [
+    f"{check.__name__}-wrong{i}"
+    for check, _, wrongs, _ in CASES
+    for i in range(len(wrongs))
+]
 
 
 def test_every_check_has_two_wrong_answers() -> None:
@@ -161,7 +228,16 @@ def test_crossover_wants_one_integer() -> None:
     with pytest.raises(ExerciseFailed, match="one integer"):
         check_crossover([400, 401], CONFIG)
     expected = CASES[1][1]
-    assert check_crossover(torch.tensor(expected), CONFIG)  # an integer tensor is one integer
-    for not_whole in (float(expected), torch.tensor(float(expected)), str(expected), True):
-        with pytest.raises(ExerciseFailed, match="crossover_t: expected one integer, got"):
+    assert check_crossover(
+        torch.tensor(expected), CONFIG
+    )  # an integer tensor is one integer
+    for not_whole in (
+        float(expected),
+        torch.tensor(float(expected)),
+        str(expected),
+        True,
+    ):
+        with pytest.raises(
+            ExerciseFailed, match="crossover_t: expected one integer, got"
+        ):
             check_crossover(not_whole, CONFIG)

@@ -10,15 +10,25 @@ from diffusers import StableDiffusionPipeline
 
 from helpers.bench import max_pixel_diff
 from helpers.checks import ExerciseFailed
-from helpers.checks.ch06 import (NEGATIVE_STEPS, NUM_STEPS, PROMPT, check_batch_latents, check_guidance_rescale,
-                                 check_negative_at_one, check_resume, euler_init_noise_sigma)
+from helpers.checks.ch06 import (
+    NEGATIVE_STEPS,
+    NUM_STEPS,
+    PROMPT,
+    check_batch_latents,
+    check_guidance_rescale,
+    check_negative_at_one,
+    check_resume,
+    euler_init_noise_sigma,
+)
 from helpers.latents import decode_latents
 from helpers.pipeline import denoise, encode_prompt, generate, make_latents
 from helpers.schedulers import make_scheduler
 
-EXPLANATION = ("With a negative prompt n the guided prediction is s eps(c) - (s - 1) eps(n): at guidance 1 the "
-               "negative prompt's weight is zero, so diffusers skips the unconditional half; a third term with its "
-               "own weight would let it act, at the price of a third UNet half per step.")
+EXPLANATION = (
+    "With a negative prompt n the guided prediction is s eps(c) - (s - 1) eps(n): at guidance 1 the "
+    "negative prompt's weight is zero, so diffusers skips the unconditional half; a third term with its "
+    "own weight would let it act, at the price of a third UNet half per step."
+)
 
 
 def seeded(seed: int) -> torch.Generator:
@@ -29,55 +39,97 @@ def seeded(seed: int) -> torch.Generator:
 def pipe(tiny_pipe: StableDiffusionPipeline) -> StableDiffusionPipeline:
     """tiny-shapes-sd with DPM-Solver++, as the chapter sets it up (``tiny_pipe``: conftest.py)."""
     scheduler = make_scheduler("DPM-Solver++", tiny_pipe.scheduler.config)
-    return StableDiffusionPipeline(**{**tiny_pipe.components, "scheduler": scheduler}, requires_safety_checker=False)
+    return StableDiffusionPipeline(
+        **{**tiny_pipe.components, "scheduler": scheduler},
+        requires_safety_checker=False,
+    )
 
 
 # ex-06-batch-latents ----------------------------------------------------------------------------------------------
 
 
-def batch_latents(pipe: StableDiffusionPipeline, generator, steps: int | None = NUM_STEPS) -> torch.Tensor:
+def batch_latents(
+    pipe: StableDiffusionPipeline, generator, steps: int | None = NUM_STEPS
+) -> torch.Tensor:
     """The exercise's latents for an Euler scheduler set to ``steps`` (None: ``set_timesteps`` forgotten)."""
     euler = make_scheduler("Euler", pipe.scheduler.config)
     if steps is not None:
         euler.set_timesteps(steps)
     size = pipe.unet.config.sample_size
-    return make_latents(3, pipe.unet.config.in_channels, size, size, init_noise_sigma=euler.init_noise_sigma,
-                        generator=generator)
+    return make_latents(
+        3,
+        pipe.unet.config.in_channels,
+        size,
+        size,
+        init_noise_sigma=euler.init_noise_sigma,
+        generator=generator,
+    )
 
 
 def test_batch_latents(pipe: StableDiffusionPipeline) -> None:
-    assert check_batch_latents(batch_latents(pipe, [seeded(s) for s in (10, 11, 12)]), pipe, NUM_STEPS)
-    for wrong in (batch_latents(pipe, seeded(10)),  # one generator for the batch
-                  batch_latents(pipe, [seeded(s) for s in (10, 10, 10)])):  # one seed for every picture
+    assert check_batch_latents(
+        batch_latents(pipe, [seeded(s) for s in (10, 11, 12)]), pipe, NUM_STEPS
+    )
+    for wrong in (
+        batch_latents(pipe, seeded(10)),  # one generator for the batch
+        batch_latents(pipe, [seeded(s) for s in (10, 10, 10)]),
+    ):  # one seed for every picture
         with pytest.raises(ExerciseFailed, match="picture"):
             check_batch_latents(wrong, pipe, NUM_STEPS)
 
 
-def test_batch_latents_must_be_scaled_by_init_noise_sigma(pipe: StableDiffusionPipeline) -> None:
+def test_batch_latents_must_be_scaled_by_init_noise_sigma(
+    pipe: StableDiffusionPipeline,
+) -> None:
     """With a scheduler whose init_noise_sigma is 1 a forgotten scaling once passed; Euler's shows it."""
     seeds = [seeded(s) for s in (10, 11, 12)]
     bare = batch_latents(pipe, seeds) / euler_init_noise_sigma(pipe, NUM_STEPS)
-    with pytest.raises(ExerciseFailed, match="picture 0 is the bare noise: multiply it by the scheduler's "
-                                             "init_noise_sigma"):
+    with pytest.raises(
+        ExerciseFailed,
+        match="picture 0 is the bare noise: multiply it by the scheduler's "
+        "init_noise_sigma",
+    ):
         check_batch_latents(bare, pipe, NUM_STEPS)
-    with pytest.raises(ExerciseFailed, match="before set_timesteps: call set_timesteps"):
-        check_batch_latents(batch_latents(pipe, [seeded(s) for s in (10, 11, 12)], None), pipe, NUM_STEPS)
+    with pytest.raises(
+        ExerciseFailed, match="before set_timesteps: call set_timesteps"
+    ):
+        check_batch_latents(
+            batch_latents(pipe, [seeded(s) for s in (10, 11, 12)], None),
+            pipe,
+            NUM_STEPS,
+        )
 
 
 # ex-06-guidance-rescale -------------------------------------------------------------------------------------------
 
 
-def rescaling(rescale: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]) -> Callable:
+def rescaling(
+    rescale: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor],
+) -> Callable:
     """A ``denoise_rescaled`` whose guided prediction goes through ``rescale(guided, noise_pred_text, phi)``."""
+
     @torch.no_grad()
-    def denoise_rescaled(unet, scheduler, *, latents, timesteps, prompt_embeds, negative_prompt_embeds,
-                         guidance_scale, guidance_rescale):
+    def denoise_rescaled(
+        unet,
+        scheduler,
+        *,
+        latents,
+        timesteps,
+        prompt_embeds,
+        negative_prompt_embeds,
+        guidance_scale,
+        guidance_rescale,
+    ):
         embeds = torch.cat([negative_prompt_embeds, prompt_embeds])
         for t in timesteps:
             model_input = scheduler.scale_model_input(torch.cat([latents] * 2), t)
-            uncond, text = unet(model_input, t, encoder_hidden_states=embeds).sample.chunk(2)
+            uncond, text = unet(
+                model_input, t, encoder_hidden_states=embeds
+            ).sample.chunk(2)
             guided = uncond + guidance_scale * (text - uncond)
-            latents = scheduler.step(rescale(guided, text, guidance_rescale), t, latents).prev_sample
+            latents = scheduler.step(
+                rescale(guided, text, guidance_rescale), t, latents
+            ).prev_sample
         return latents
 
     return denoise_rescaled
@@ -94,9 +146,12 @@ def reference_rescale(guided, text, phi):
 WRONG_RESCALES = {
     "not rescaled": lambda guided, text, phi: guided,
     "std over the whole batch": lambda guided, text, phi: (
-        phi * guided * std(text, False) / std(guided, False) + (1 - phi) * guided),
+        phi * guided * std(text, False) / std(guided, False) + (1 - phi) * guided
+    ),
     "rescaled, not mixed": lambda guided, text, phi: guided * std(text) / std(guided),
-    "mixed the other way": lambda guided, text, phi: (1 - phi) * guided * std(text) / std(guided) + phi * guided,
+    "mixed the other way": lambda guided, text, phi: (
+        (1 - phi) * guided * std(text) / std(guided) + phi * guided
+    ),
 }
 
 
@@ -105,7 +160,9 @@ def test_guidance_rescale_passes_the_reference(pipe: StableDiffusionPipeline) ->
 
 
 @pytest.mark.parametrize("wrong", list(WRONG_RESCALES))
-def test_guidance_rescale_fails_wrong_answers(pipe: StableDiffusionPipeline, wrong: str) -> None:
+def test_guidance_rescale_fails_wrong_answers(
+    pipe: StableDiffusionPipeline, wrong: str
+) -> None:
     with pytest.raises(ExerciseFailed, match="guidance_rescale"):
         check_guidance_rescale(rescaling(WRONG_RESCALES[wrong]), pipe)
 
@@ -115,18 +172,37 @@ def test_guidance_rescale_fails_wrong_answers(pipe: StableDiffusionPipeline, wro
 
 @pytest.fixture(scope="module")
 def negative_effect_at_7_5(pipe: StableDiffusionPipeline) -> int:
-    pictures = [generate(pipe, PROMPT, negative_prompt=negative, num_inference_steps=NEGATIVE_STEPS,
-                         generator=seeded(0), progress=False)[0] for negative in (None, "yellow")]
+    pictures = [
+        generate(
+            pipe,
+            PROMPT,
+            negative_prompt=negative,
+            num_inference_steps=NEGATIVE_STEPS,
+            generator=seeded(0),
+            progress=False,
+        )[0]
+        for negative in (None, "yellow")
+    ]
     return max_pixel_diff(pictures[:1], pictures[1:])
 
 
-def test_negative_at_one(pipe: StableDiffusionPipeline, negative_effect_at_7_5: int) -> None:
-    assert negative_effect_at_7_5 > 10, "the negative prompt must change the picture for the check to mean anything"
+def test_negative_at_one(
+    pipe: StableDiffusionPipeline, negative_effect_at_7_5: int
+) -> None:
+    assert negative_effect_at_7_5 > 10, (
+        "the negative prompt must change the picture for the check to mean anything"
+    )
     assert check_negative_at_one({1: 0, 7.5: negative_effect_at_7_5}, EXPLANATION, pipe)
     wrong_answers = [
         ({1: 0, 7.5: 0}, EXPLANATION),  # forgot to pass the negative prompt
-        ({1: negative_effect_at_7_5, 7.5: negative_effect_at_7_5}, EXPLANATION),  # compared at 7.5 twice
-        ({1: 0, 7.5: negative_effect_at_7_5 // 2}, EXPLANATION),  # another seed or step count
+        (
+            {1: negative_effect_at_7_5, 7.5: negative_effect_at_7_5},
+            EXPLANATION,
+        ),  # compared at 7.5 twice
+        (
+            {1: 0, 7.5: negative_effect_at_7_5 // 2},
+            EXPLANATION,
+        ),  # another seed or step count
         ({1: 0, 7.5: negative_effect_at_7_5}, "it is zero"),  # no explanation
         ({0: 0, 7.5: negative_effect_at_7_5}, EXPLANATION),  # the wrong scales
     ]
@@ -142,13 +218,29 @@ def resumed(pipe: StableDiffusionPipeline, skip: int = 0, restart: bool = False)
     """The picture drawn in two ``denoise`` calls; the flags make the mistakes a learner might make."""
     scheduler = make_scheduler("DPM-Solver++", pipe.scheduler.config)
     scheduler.set_timesteps(NUM_STEPS)
-    prompt_embeds, negative_prompt_embeds = encode_prompt(pipe.tokenizer, pipe.text_encoder, PROMPT)
+    prompt_embeds, negative_prompt_embeds = encode_prompt(
+        pipe.tokenizer, pipe.text_encoder, PROMPT
+    )
     size = pipe.unet.config.sample_size
-    start = make_latents(1, 4, size, size, init_noise_sigma=scheduler.init_noise_sigma, generator=seeded(0))
+    start = make_latents(
+        1,
+        4,
+        size,
+        size,
+        init_noise_sigma=scheduler.init_noise_sigma,
+        generator=seeded(0),
+    )
 
     def run(latents, timesteps):
-        return denoise(pipe.unet, scheduler, latents=latents, timesteps=timesteps, prompt_embeds=prompt_embeds,
-                       negative_prompt_embeds=negative_prompt_embeds, progress=False)
+        return denoise(
+            pipe.unet,
+            scheduler,
+            latents=latents,
+            timesteps=timesteps,
+            prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_prompt_embeds,
+            progress=False,
+        )
 
     paused = run(start, scheduler.timesteps[:10])
     finished = run(start if restart else paused, scheduler.timesteps[10 + skip :])
@@ -169,13 +261,16 @@ def test_resume(pipe: StableDiffusionPipeline) -> None:
 # Every check -----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("call", [
-    lambda pipe: check_batch_latents(..., pipe, NUM_STEPS),
-    lambda pipe: check_guidance_rescale(..., pipe),
-    lambda pipe: check_negative_at_one(..., EXPLANATION, pipe),
-    lambda pipe: check_negative_at_one({1: 0, 7.5: 1}, ..., pipe),
-    lambda pipe: check_resume(..., pipe),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda pipe: check_batch_latents(..., pipe, NUM_STEPS),
+        lambda pipe: check_guidance_rescale(..., pipe),
+        lambda pipe: check_negative_at_one(..., EXPLANATION, pipe),
+        lambda pipe: check_negative_at_one({1: 0, 7.5: 1}, ..., pipe),
+        lambda pipe: check_resume(..., pipe),
+    ],
+)
 def test_placeholders_are_not_done(pipe: StableDiffusionPipeline, call, capsys) -> None:
     assert call(pipe).passed is False
     assert "NOT DONE" in capsys.readouterr().out

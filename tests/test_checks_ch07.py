@@ -18,7 +18,9 @@ def scheduler() -> PNDMScheduler:
     return PNDMScheduler.from_config(SD15_SCHEDULER_CONFIG)
 
 
-def test_not_done_prints(capsys: pytest.CaptureFixture[str], scheduler: PNDMScheduler) -> None:
+def test_not_done_prints(
+    capsys: pytest.CaptureFixture[str], scheduler: PNDMScheduler
+) -> None:
     assert not check_first_step(...)
     assert not check_signal_left(..., scheduler)
     assert not check_drop_captions(...)
@@ -27,13 +29,19 @@ def test_not_done_prints(capsys: pytest.CaptureFixture[str], scheduler: PNDMSche
 
 def test_first_step() -> None:
     def first_step(num_inference_steps: int, strength: float) -> int:
-        return num_inference_steps - min(int(num_inference_steps * strength), num_inference_steps)
+        return num_inference_steps - min(
+            int(num_inference_steps * strength), num_inference_steps
+        )
 
     assert check_first_step(first_step)
     with pytest.raises(ExerciseFailed, match="rounded down"):
-        check_first_step(lambda steps, strength: round(steps * (1 - strength)))  # rounds instead of flooring
+        check_first_step(
+            lambda steps, strength: round(steps * (1 - strength))
+        )  # rounds instead of flooring
     with pytest.raises(ExerciseFailed, match="rounded down"):
-        check_first_step(lambda steps, strength: int(steps * (1 - strength)))  # floors the skipped steps
+        check_first_step(
+            lambda steps, strength: int(steps * (1 - strength))
+        )  # floors the skipped steps
     with pytest.raises(ExerciseFailed, match="function"):
         check_first_step(10)
 
@@ -46,10 +54,14 @@ def test_signal_left(scheduler: PNDMScheduler) -> None:
     assert check_signal_left(alpha_prod_t**0.5, scheduler)
     with pytest.raises(ExerciseFailed, match="square root"):
         check_signal_left(alpha_prod_t, scheduler)
-    with pytest.raises(ExerciseFailed, match="expected"):  # timestep strength * 1000, not the scheduler's
+    with pytest.raises(
+        ExerciseFailed, match="expected"
+    ):  # timestep strength * 1000, not the scheduler's
         check_signal_left(scheduler.alphas_cumprod[350].sqrt().item(), scheduler)
     with pytest.raises(ExerciseFailed, match="number"):
-        check_signal_left(scheduler.alphas_cumprod[t].sqrt(), scheduler)  # a tensor, not a float
+        check_signal_left(
+            scheduler.alphas_cumprod[t].sqrt(), scheduler
+        )  # a tensor, not a float
     assert len(scheduler.timesteps) == 8, "the check changed the scheduler it was given"
 
 
@@ -58,10 +70,16 @@ def test_drop_captions() -> None:
         return ["" if rng.random() < p else caption for caption in captions]
 
     assert check_drop_captions(drop_captions)
-    with pytest.raises(ExerciseFailed, match="quarter"):  # keeps with probability p instead of dropping
-        check_drop_captions(lambda captions, p, rng: ["" if rng.random() >= p else c for c in captions])
+    with pytest.raises(
+        ExerciseFailed, match="quarter"
+    ):  # keeps with probability p instead of dropping
+        check_drop_captions(
+            lambda captions, p, rng: ["" if rng.random() >= p else c for c in captions]
+        )
     with pytest.raises(ExerciseFailed, match="in its place"):  # shuffles the captions
-        check_drop_captions(lambda captions, p, rng: rng.sample(captions, len(captions)))
+        check_drop_captions(
+            lambda captions, p, rng: rng.sample(captions, len(captions))
+        )
     with pytest.raises(ExerciseFailed, match="list"):
         check_drop_captions(lambda captions, p, rng: None)
 
@@ -69,9 +87,15 @@ def test_drop_captions() -> None:
 def test_drop_captions_must_draw_from_rng() -> None:
     """Drops that ignore ``rng`` (the global ``random``, or a generator of the function's own) are not reproducible."""
     with pytest.raises(ExerciseFailed, match="the same rng seed gave other drops"):
-        check_drop_captions(lambda captions, p, rng: ["" if random.random() < p else c for c in captions])
+        check_drop_captions(
+            lambda captions, p, rng: [
+                "" if random.random() < p else c for c in captions
+            ]
+        )
 
-    def drop_with_a_seed_of_its_own(captions: list[str], p: float, rng: random.Random) -> list[str]:
+    def drop_with_a_seed_of_its_own(
+        captions: list[str], p: float, rng: random.Random
+    ) -> list[str]:
         own = random.Random(7)
         return ["" if own.random() < p else caption for caption in captions]
 

@@ -10,17 +10,25 @@ from diffusers import ControlNetModel, StableDiffusionPipeline
 from PIL import Image
 
 from helpers.checks import ExerciseFailed
-from helpers.checks.ch09 import (check_extra_parameters, check_latent_mask, check_residual_values,
-                                 residual_value_count)
+from helpers.checks.ch09 import (
+    check_extra_parameters,
+    check_latent_mask,
+    check_residual_values,
+    residual_value_count,
+)
 from helpers.inpaint import latent_mask
 
 
 @pytest.fixture(scope="module")
 def controlnet(tiny_pipe: StableDiffusionPipeline) -> ControlNetModel:
-    return ControlNetModel.from_unet(tiny_pipe.unet, conditioning_embedding_out_channels=(16, 32, 64, 64)).eval()
+    return ControlNetModel.from_unet(
+        tiny_pipe.unet, conditioning_embedding_out_channels=(16, 32, 64, 64)
+    ).eval()
 
 
-def test_not_done_prints(capsys: pytest.CaptureFixture[str], controlnet: ControlNetModel) -> None:
+def test_not_done_prints(
+    capsys: pytest.CaptureFixture[str], controlnet: ControlNetModel
+) -> None:
     assert not check_latent_mask(...)
     assert not check_residual_values(..., controlnet, 64)
     assert not check_extra_parameters(...)
@@ -30,12 +38,20 @@ def test_not_done_prints(capsys: pytest.CaptureFixture[str], controlnet: Control
 def test_latent_mask() -> None:
     assert check_latent_mask(latent_mask)
 
-    def averaged(mask_image: Image.Image, factor: int) -> torch.Tensor:  # shrinks by averaging, then rounds
-        pixels = torch.from_numpy(np.asarray(mask_image.convert("L"), np.float32) / 255)[None, None]
+    def averaged(
+        mask_image: Image.Image, factor: int
+    ) -> torch.Tensor:  # shrinks by averaging, then rounds
+        pixels = torch.from_numpy(
+            np.asarray(mask_image.convert("L"), np.float32) / 255
+        )[None, None]
         return (F.avg_pool2d(pixels, factor) >= 0.5).float()
 
-    def unrounded(mask_image: Image.Image, factor: int) -> torch.Tensor:  # keeps grey values
-        pixels = torch.from_numpy(np.asarray(mask_image.convert("L"), np.float32) / 255)[None, None]
+    def unrounded(
+        mask_image: Image.Image, factor: int
+    ) -> torch.Tensor:  # keeps grey values
+        pixels = torch.from_numpy(
+            np.asarray(mask_image.convert("L"), np.float32) / 255
+        )[None, None]
         return F.interpolate(pixels, scale_factor=1 / factor)
 
     with pytest.raises(ExerciseFailed, match="nearest pixel"):
@@ -55,7 +71,9 @@ def test_residual_values(controlnet: ControlNetModel) -> None:
     with pytest.raises(ExerciseFailed, match="doubled batch"):
         check_residual_values(2 * count, controlnet, 64)
     with pytest.raises(ExerciseFailed, match="expected"):
-        check_residual_values(count - 128 * 4, controlnet, 64)  # forgot the middle residual
+        check_residual_values(
+            count - 128 * 4, controlnet, 64
+        )  # forgot the middle residual
     with pytest.raises(ExerciseFailed, match="int"):
         check_residual_values(torch.tensor(count), controlnet, 64)
 

@@ -12,10 +12,9 @@ import tomllib
 import nbformat
 import pytest
 import yaml
-
 from built_book import ROOT, chapters
 
-SETUP_CELL = '''# Colab setup: on Google Colab, install the course's package; elsewhere, do nothing.
+SETUP_CELL = """# Colab setup: on Google Colab, install the course's package; elsewhere, do nothing.
 import subprocess
 import sys
 
@@ -25,7 +24,7 @@ if "google.colab" in sys.modules:
     installed = subprocess.run(pip, capture_output=True, text=True)
     if installed.returncode != 0:  # stop here, not at "No module named 'helpers'"
         error = installed.stderr[-3000:]
-        raise RuntimeError(f"pip could not install {{COURSE_PACKAGE}}:\\n{{error}}")'''
+        raise RuntimeError(f"pip could not install {{COURSE_PACKAGE}}:\\n{{error}}")"""
 
 
 def project() -> dict:
@@ -62,17 +61,25 @@ def test_the_readme_installs_this_release():
 
 def test_every_chapter_in_the_table_of_contents_is_a_notebook_here():
     """The notebooks in book/ are exactly the chapters _toc.yml lists (the pages besides them are markdown)."""
-    listed = [entry["file"] for entry in yaml.safe_load((ROOT / "_toc.yml").read_text())["chapters"]]
+    listed = [
+        entry["file"]
+        for entry in yaml.safe_load((ROOT / "_toc.yml").read_text())["chapters"]
+    ]
     notebooks = [f"book/{path.stem}" for path in chapters()]
     assert notebooks == [name for name in listed if (ROOT / f"{name}.ipynb").exists()]
-    assert all((ROOT / f"{name}.ipynb").exists() or (ROOT / f"{name}.md").exists() for name in listed)
+    assert all(
+        (ROOT / f"{name}.ipynb").exists() or (ROOT / f"{name}.md").exists()
+        for name in listed
+    )
     assert len(notebooks) >= 8
 
 
 @pytest.mark.parametrize("path", chapters(), ids=lambda path: path.name)
 def test_the_first_code_cell_is_the_colab_setup_cell(path):
     cell = first_code_cell(nbformat.read(path, as_version=4))
-    assert cell.source.strip() == expected_cell(), f"run `python tests/test_colab_cell.py` to update {path.name}"
+    assert cell.source.strip() == expected_cell(), (
+        f"run `python tests/test_colab_cell.py` to update {path.name}"
+    )
     assert all(len(line) <= 88 for line in cell.source.splitlines())
 
 
@@ -83,9 +90,14 @@ def test_the_setup_cell_stops_the_notebook_when_the_install_fails(monkeypatch):
     import types
 
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
-    failed = subprocess.CompletedProcess([], 1, "", "ERROR: No matching distribution found")
+    failed = subprocess.CompletedProcess(
+        [], 1, "", "ERROR: No matching distribution found"
+    )
     monkeypatch.setattr(subprocess, "run", lambda *args, **kwargs: failed)
-    with pytest.raises(RuntimeError, match=rf"pip could not install {re.escape(release())}:\nERROR: No matching"):
+    with pytest.raises(
+        RuntimeError,
+        match=rf"pip could not install {re.escape(release())}:\nERROR: No matching",
+    ):
         exec(expected_cell(), {})
 
 

@@ -7,7 +7,11 @@ import random
 import numpy as np
 import pytest
 import torch
-from diffusers import ControlNetModel, StableDiffusionControlNetPipeline, StableDiffusionPipeline
+from diffusers import (
+    ControlNetModel,
+    StableDiffusionControlNetPipeline,
+    StableDiffusionPipeline,
+)
 
 from helpers import shapes
 from helpers.bench import max_pixel_diff
@@ -22,9 +26,14 @@ PROMPT = "a red circle on a blue background"
 def controlnet(tiny_pipe: StableDiffusionPipeline) -> ControlNetModel:
     """A ControlNet of the tiny UNet whose zero convolutions are not zero, so its residuals count."""
     torch.manual_seed(0)
-    model = ControlNetModel.from_unet(tiny_pipe.unet, conditioning_embedding_out_channels=(16, 32, 64, 64))
-    for conv in [*model.controlnet_down_blocks, model.controlnet_mid_block,
-                 model.controlnet_cond_embedding.conv_out]:
+    model = ControlNetModel.from_unet(
+        tiny_pipe.unet, conditioning_embedding_out_channels=(16, 32, 64, 64)
+    )
+    for conv in [
+        *model.controlnet_down_blocks,
+        model.controlnet_mid_block,
+        model.controlnet_cond_embedding.conv_out,
+    ]:
         torch.nn.init.normal_(conv.weight, std=0.05)
     return model.eval()
 
@@ -41,26 +50,56 @@ def test_outline_lies_on_the_shapes_border() -> None:
 
 def test_random_outline_uses_the_layout_a_render_uses() -> None:
     picture, where = random_outline("star", seed=5)
-    assert where == shapes.layout(shapes.Scene("star", "white", "black"), random.Random(5))
+    assert where == shapes.layout(
+        shapes.Scene("star", "white", "black"), random.Random(5)
+    )
     assert picture.size == (64, 64) and np.asarray(picture).max() == 255
 
 
 @pytest.mark.parametrize("conditioning_scale", [0.5, 1.0])
-def test_controlnet_loop_equals_the_pipeline(tiny_pipe: StableDiffusionPipeline, controlnet: ControlNetModel,
-                                             conditioning_scale: float) -> None:
+def test_controlnet_loop_equals_the_pipeline(
+    tiny_pipe: StableDiffusionPipeline,
+    controlnet: ControlNetModel,
+    conditioning_scale: float,
+) -> None:
     condition_picture, _ = random_outline("triangle", seed=1)
-    library = StableDiffusionControlNetPipeline(**tiny_pipe.components, controlnet=controlnet,
-                                                requires_safety_checker=False)
+    library = StableDiffusionControlNetPipeline(
+        **tiny_pipe.components, controlnet=controlnet, requires_safety_checker=False
+    )
     library.set_progress_bar_config(disable=True)
-    expected = library(PROMPT, image=condition_picture, num_inference_steps=8,
-                       controlnet_conditioning_scale=conditioning_scale,
-                       generator=torch.Generator().manual_seed(3)).images
-    prompt_embeds, negative_prompt_embeds = encode_prompt(tiny_pipe.tokenizer, tiny_pipe.text_encoder, PROMPT)
+    expected = library(
+        PROMPT,
+        image=condition_picture,
+        num_inference_steps=8,
+        controlnet_conditioning_scale=conditioning_scale,
+        generator=torch.Generator().manual_seed(3),
+    ).images
+    prompt_embeds, negative_prompt_embeds = encode_prompt(
+        tiny_pipe.tokenizer, tiny_pipe.text_encoder, PROMPT
+    )
     tiny_pipe.scheduler.set_timesteps(8)
-    latents = make_latents(1, 4, 8, 8, init_noise_sigma=tiny_pipe.scheduler.init_noise_sigma,
-                           generator=torch.Generator().manual_seed(3))
-    condition = torch.from_numpy(np.asarray(condition_picture)).permute(2, 0, 1)[None].float() / 255
-    latents = controlnet_denoise(tiny_pipe.unet, controlnet, tiny_pipe.scheduler, latents, prompt_embeds,
-                                 negative_prompt_embeds, condition, num_inference_steps=8,
-                                 conditioning_scale=conditioning_scale, progress=False)
+    latents = make_latents(
+        1,
+        4,
+        8,
+        8,
+        init_noise_sigma=tiny_pipe.scheduler.init_noise_sigma,
+        generator=torch.Generator().manual_seed(3),
+    )
+    condition = (
+        torch.from_numpy(np.asarray(condition_picture)).permute(2, 0, 1)[None].float()
+        / 255
+    )
+    latents = controlnet_denoise(
+        tiny_pipe.unet,
+        controlnet,
+        tiny_pipe.scheduler,
+        latents,
+        prompt_embeds,
+        negative_prompt_embeds,
+        condition,
+        num_inference_steps=8,
+        conditioning_scale=conditioning_scale,
+        progress=False,
+    )
     assert max_pixel_diff(decode_latents(tiny_pipe.vae, latents), expected) <= 1

@@ -14,7 +14,8 @@ from helpers.device import native_bfloat16
 
 
 @pytest.mark.parametrize(
-    ("cuda", "mps", "expected"), [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")]
+    ("cuda", "mps", "expected"),
+    [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")],
 )
 def test_pick_device_prefers_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
@@ -24,8 +25,13 @@ def test_pick_device_prefers_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expe
 
 @pytest.mark.parametrize(
     ("device", "dtype"),
-    [("cuda", torch.float16), ("cuda:1", torch.float16), (torch.device("cuda"), torch.float16),
-     ("cpu", torch.float32), ("mps", torch.float32)],
+    [
+        ("cuda", torch.float16),
+        ("cuda:1", torch.float16),
+        (torch.device("cuda"), torch.float16),
+        ("cpu", torch.float32),
+        ("mps", torch.float32),
+    ],
 )
 def test_pick_dtype_is_half_on_cuda_only(device, dtype):
     assert pick_dtype(device) == dtype
@@ -37,10 +43,15 @@ def test_pick_dtype_rejects_what_is_not_a_device(device):
         pick_dtype(device)
 
 
-@pytest.mark.parametrize(("capability", "native"), [((7, 5), False), ((7, 0), False), ((8, 0), True), ((9, 0), True)])
+@pytest.mark.parametrize(
+    ("capability", "native"),
+    [((7, 5), False), ((7, 0), False), ((8, 0), True), ((9, 0), True)],
+)
 def test_native_bfloat16_needs_a_gpu_from_ampere_on(monkeypatch, capability, native):
     """A T4 (7.5) emulates bfloat16, slowly; an A100 (8.0) and later run it natively. CPUs have their own kernels."""
-    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(
+        torch.cuda, "get_device_capability", lambda device=None: capability
+    )
     assert native_bfloat16("cuda") is native
     assert native_bfloat16("cpu") is True
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from built_book import ROOT, chapters
 from nbclient import NotebookClient
 
-from built_book import ROOT, chapters
 from helpers.budget import t4_seconds
 
 BUDGET_DIR = ROOT / "_build" / "gpu_budget"
@@ -24,8 +24,10 @@ LIMIT_MINUTES = 5
 # of compiling on Colab) only when the reader sets TIME_COMPILE = True.
 GPU_ONLY_SECONDS: dict[str, float] = {}
 STATED = re.compile(r"this chapter takes about (\d+) minutes?")
-STATEMENT = ("On Colab's free T4 GPU with SD v1.5, this chapter takes about {minutes} minutes (an estimate from the "
-             "work it counts:\nsee the README's GPU budget).")
+STATEMENT = (
+    "On Colab's free T4 GPU with SD v1.5, this chapter takes about {minutes} minutes (an estimate from the "
+    "work it counts:\nsee the README's GPU budget)."
+)
 
 
 def counted(path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
@@ -35,32 +37,47 @@ def counted(path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
         BUDGET_DIR.mkdir(parents=True, exist_ok=True)
         monkeypatch.setenv("SD_BOOK_BUDGET_FILE", str(file))  # the kernel inherits it
         notebook = nbformat.read(path, as_version=4)
-        NotebookClient(notebook, timeout=600, resources={"metadata": {"path": str(path.parent)}}).execute()
+        NotebookClient(
+            notebook, timeout=600, resources={"metadata": {"path": str(path.parent)}}
+        ).execute()
     return json.loads(file.read_text())
 
 
 def estimated_minutes(path: Path, monkeypatch: pytest.MonkeyPatch) -> float:
-    return (t4_seconds(counted(path, monkeypatch)) + GPU_ONLY_SECONDS.get(path.stem, 0.0)) / 60
+    return (
+        t4_seconds(counted(path, monkeypatch)) + GPU_ONLY_SECONDS.get(path.stem, 0.0)
+    ) / 60
 
 
 @pytest.mark.parametrize("path", chapters(), ids=lambda path: path.name)
 def test_every_chapter_fits_a_t4_and_states_its_time(path, monkeypatch):
     minutes = estimated_minutes(path, monkeypatch)
-    assert minutes < LIMIT_MINUTES, f"{path.name}: about {minutes:.1f} minutes on a T4, over {LIMIT_MINUTES}"
+    assert minutes < LIMIT_MINUTES, (
+        f"{path.name}: about {minutes:.1f} minutes on a T4, over {LIMIT_MINUTES}"
+    )
     opening = nbformat.read(path, as_version=4).cells[0].source
     stated = STATED.search(opening)
-    assert stated, f"{path.name} does not say \"this chapter takes about N minutes\" (on a T4) in its first cell"
+    assert stated, (
+        f'{path.name} does not say "this chapter takes about N minutes" (on a T4) in its first cell'
+    )
     assert abs(int(stated.group(1)) - minutes) <= 1, (
         f"{path.name} says about {stated.group(1)} minutes, but its counts give {minutes:.1f}: "
-        "run `python tests/test_gpu_budget.py`")
+        "run `python tests/test_gpu_budget.py`"
+    )
 
 
 def state_the_estimate(path: Path, minutes: float) -> None:
     """Write (or rewrite) the chapter's statement of its T4 time as the last paragraph of its first cell."""
     notebook = nbformat.read(path, as_version=4)
     opening = notebook.cells[0]
-    paragraphs = [p for p in opening.source.split("\n\n") if not STATED.search(p.replace("\n", " "))]
-    opening.source = "\n\n".join([*paragraphs, STATEMENT.format(minutes=max(1, round(minutes)))])
+    paragraphs = [
+        p
+        for p in opening.source.split("\n\n")
+        if not STATED.search(p.replace("\n", " "))
+    ]
+    opening.source = "\n\n".join(
+        [*paragraphs, STATEMENT.format(minutes=max(1, round(minutes)))]
+    )
     nbformat.write(notebook, path)
 
 

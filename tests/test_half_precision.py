@@ -12,7 +12,13 @@ import pytest
 import torch
 from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
 
-from helpers import ModelChoice, decode_latents, encode_image, load_pipeline, load_sample_image
+from helpers import (
+    ModelChoice,
+    decode_latents,
+    encode_image,
+    load_pipeline,
+    load_sample_image,
+)
 from helpers.bench import max_pixel_diff
 from helpers.checks.ch01 import check_add_noise
 from helpers.checks.ch02 import check_kl
@@ -32,11 +38,15 @@ HALF_PIXEL_TOLERANCE = 6
 def half_pipe(tiny_choice: ModelChoice) -> StableDiffusionPipeline:
     """tiny-shapes-sd loaded in float16 on the CPU (load_pipeline refuses a model that comes back in float32)."""
     try:
-        torch.nn.functional.conv2d(torch.ones(1, 1, 3, 3, dtype=HALF), torch.ones(1, 1, 1, 1, dtype=HALF))
+        torch.nn.functional.conv2d(
+            torch.ones(1, 1, 3, 3, dtype=HALF), torch.ones(1, 1, 1, 1, dtype=HALF)
+        )
         torch.nn.functional.group_norm(torch.ones(1, 2, 3, 3, dtype=HALF), 1)
     except RuntimeError as error:  # "... not implemented for 'Half'": an older PyTorch
         pytest.skip(f"this CPU's PyTorch has no float16 kernels: {error}")
-    pipe = load_pipeline(choice=ModelChoice(tiny_choice.model, "cpu", HALF, "the tests' choice"))
+    pipe = load_pipeline(
+        choice=ModelChoice(tiny_choice.model, "cpu", HALF, "the tests' choice")
+    )
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -47,48 +57,98 @@ def test_every_part_loads_in_float16(half_pipe):
 
 
 def test_the_four_verbs_stay_in_float16(half_pipe):
-    prompt_embeds, negative_embeds = encode_prompt(half_pipe.tokenizer, half_pipe.text_encoder, PROMPT)
+    prompt_embeds, negative_embeds = encode_prompt(
+        half_pipe.tokenizer, half_pipe.text_encoder, PROMPT
+    )
     assert prompt_embeds.dtype == negative_embeds.dtype == HALF
     scheduler = half_pipe.scheduler
     scheduler.set_timesteps(STEPS)
     side = half_pipe.unet.config.sample_size
-    latents = make_latents(1, 4, side, side, init_noise_sigma=scheduler.init_noise_sigma,
-                           generator=torch.Generator().manual_seed(0), dtype=HALF)
-    latents = denoise(half_pipe.unet, scheduler, latents=latents, timesteps=scheduler.timesteps,
-                      prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds, progress=False)
+    latents = make_latents(
+        1,
+        4,
+        side,
+        side,
+        init_noise_sigma=scheduler.init_noise_sigma,
+        generator=torch.Generator().manual_seed(0),
+        dtype=HALF,
+    )
+    latents = denoise(
+        half_pipe.unet,
+        scheduler,
+        latents=latents,
+        timesteps=scheduler.timesteps,
+        prompt_embeds=prompt_embeds,
+        negative_prompt_embeds=negative_embeds,
+        progress=False,
+    )
     assert latents.dtype == HALF and torch.isfinite(latents).all()
     (picture,) = decode_latents(half_pipe.vae, latents)
     assert picture.size == (8 * side, 8 * side) and np.asarray(picture).std() > 0
 
 
 def test_generate_in_float16_matches_the_library_and_float32(half_pipe, tiny_pipe):
-    ours = generate(half_pipe, PROMPT, num_inference_steps=STEPS, generator=torch.Generator().manual_seed(1),
-                    progress=False)
-    library = half_pipe(PROMPT, num_inference_steps=STEPS, generator=torch.Generator().manual_seed(1)).images
-    in_float32 = generate(tiny_pipe, PROMPT, num_inference_steps=STEPS, generator=torch.Generator().manual_seed(1),
-                          progress=False)
+    ours = generate(
+        half_pipe,
+        PROMPT,
+        num_inference_steps=STEPS,
+        generator=torch.Generator().manual_seed(1),
+        progress=False,
+    )
+    library = half_pipe(
+        PROMPT, num_inference_steps=STEPS, generator=torch.Generator().manual_seed(1)
+    ).images
+    in_float32 = generate(
+        tiny_pipe,
+        PROMPT,
+        num_inference_steps=STEPS,
+        generator=torch.Generator().manual_seed(1),
+        progress=False,
+    )
     assert max_pixel_diff(ours, library) <= HALF_PIXEL_TOLERANCE
-    gap = np.abs(np.asarray(ours[0], np.float32) - np.asarray(in_float32[0], np.float32)).mean()
-    assert gap < 4, f"float16 and float32 pictures differ by {gap:.1f} of 255 on average"
+    gap = np.abs(
+        np.asarray(ours[0], np.float32) - np.asarray(in_float32[0], np.float32)
+    ).mean()
+    assert gap < 4, (
+        f"float16 and float32 pictures differ by {gap:.1f} of 255 on average"
+    )
 
 
 def test_encode_and_decode_take_any_dtype_to_the_vaes(half_pipe):
     picture = load_sample_image(PROMPT)
-    latents = encode_image(half_pipe.vae, picture, sample=False)  # float32 pixels in, float16 latents out
+    latents = encode_image(
+        half_pipe.vae, picture, sample=False
+    )  # float32 pixels in, float16 latents out
     assert latents.dtype == HALF and torch.isfinite(latents).all()
     (from_half,) = decode_latents(half_pipe.vae, latents)
-    (from_float32,) = decode_latents(half_pipe.vae, latents.float())  # cast to the VAE's dtype on the way in
+    (from_float32,) = decode_latents(
+        half_pipe.vae, latents.float()
+    )  # cast to the VAE's dtype on the way in
     assert max_pixel_diff([from_half], [from_float32]) == 0
 
 
 def test_img2img_in_float16_matches_the_library(half_pipe):
     image = load_sample_image(PROMPT)
-    library = StableDiffusionImg2ImgPipeline(**half_pipe.components, requires_safety_checker=False)
+    library = StableDiffusionImg2ImgPipeline(
+        **half_pipe.components, requires_safety_checker=False
+    )
     library.set_progress_bar_config(disable=True)
-    expected = library(PROMPT, image=image, strength=0.6, num_inference_steps=STEPS,
-                       generator=torch.Generator().manual_seed(3)).images
-    ours = img2img(half_pipe, image, PROMPT, strength=0.6, num_inference_steps=STEPS,
-                   generator=torch.Generator().manual_seed(3), progress=False)
+    expected = library(
+        PROMPT,
+        image=image,
+        strength=0.6,
+        num_inference_steps=STEPS,
+        generator=torch.Generator().manual_seed(3),
+    ).images
+    ours = img2img(
+        half_pipe,
+        image,
+        PROMPT,
+        strength=0.6,
+        num_inference_steps=STEPS,
+        generator=torch.Generator().manual_seed(3),
+        progress=False,
+    )
     assert max_pixel_diff(ours, expected) <= HALF_PIXEL_TOLERANCE
 
 
@@ -98,7 +158,9 @@ def test_the_checks_that_take_model_tensors_accept_float16(half_pipe):
     with torch.no_grad():
         posterior = half_pipe.vae.encode(pixels.to(HALF)).latent_dist
     mean, logvar = posterior.mean.float(), posterior.logvar.float()
-    assert check_kl(0.5 * (mean**2 + logvar.exp() - 1 - logvar).sum(dim=(1, 2, 3)), posterior)
+    assert check_kl(
+        0.5 * (mean**2 + logvar.exp() - 1 - logvar).sum(dim=(1, 2, 3)), posterior
+    )
 
     def add_noise_by_hand(latents, noise, timesteps, alphas_cumprod):
         alpha_prod_t = alphas_cumprod[timesteps].view(-1, 1, 1, 1)

@@ -11,15 +11,25 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import (image_grid, load_sample_image, markdown_table, numpy_to_pil, preprocess, show_images, to_pil,
-                     vae_scale_factor)
+from helpers import (
+    image_grid,
+    load_sample_image,
+    markdown_table,
+    numpy_to_pil,
+    preprocess,
+    show_images,
+    to_pil,
+    vae_scale_factor,
+)
 from helpers.shapes import COLORS
 
 
 def gradient(width: int = 24, height: int = 16) -> Image.Image:
     """An RGB picture whose every pixel differs from its neighbours, so a crop or a channel swap shows."""
     y, x = np.mgrid[0:height, 0:width]
-    array = np.stack([x * 10 % 256, y * 15 % 256, (x + y) * 5 % 256], axis=-1).astype(np.uint8)
+    array = np.stack([x * 10 % 256, y * 15 % 256, (x + y) * 5 % 256], axis=-1).astype(
+        np.uint8
+    )
     return Image.fromarray(array)
 
 
@@ -45,7 +55,9 @@ def test_preprocess_keeps_the_top_left_when_it_crops():
     np.testing.assert_allclose(pixels, expected)
 
 
-@pytest.mark.parametrize("kind", ["pil", "path", "str path", "array", "rgba pil", "rgba array"])
+@pytest.mark.parametrize(
+    "kind", ["pil", "path", "str path", "array", "rgba pil", "rgba array"]
+)
 def test_preprocess_accepts_every_kind_of_colour_picture(kind, tmp_path: Path):
     picture = gradient()
     file = tmp_path / "picture.png"
@@ -61,7 +73,9 @@ def test_preprocess_accepts_every_kind_of_colour_picture(kind, tmp_path: Path):
     assert torch.equal(preprocess(inputs[kind], 8), preprocess(picture, 8))
 
 
-@pytest.mark.parametrize("greyscale", [Image.new("L", (16, 8), 51), np.full((8, 16), 51, dtype=np.uint8)])
+@pytest.mark.parametrize(
+    "greyscale", [Image.new("L", (16, 8), 51), np.full((8, 16), 51, dtype=np.uint8)]
+)
 def test_preprocess_turns_greyscale_into_three_equal_channels(greyscale):
     pixels = preprocess(greyscale, 8)
     assert pixels.shape == (1, 3, 8, 16)
@@ -86,7 +100,9 @@ def test_preprocess_rejects_bad_input_clearly(image, factor, error, message):
 
 
 def test_vae_scale_factor_comes_from_the_config():
-    three_blocks = SimpleNamespace(config=SimpleNamespace(block_out_channels=(32, 64, 64)))
+    three_blocks = SimpleNamespace(
+        config=SimpleNamespace(block_out_channels=(32, 64, 64))
+    )
     assert vae_scale_factor(three_blocks) == 4
     with pytest.raises(TypeError, match="block_out_channels"):
         vae_scale_factor(torch.nn.Linear(2, 2))
@@ -137,7 +153,9 @@ def squares(n: int, size: tuple[int, int] = (10, 8)) -> list[Image.Image]:
     return [Image.new("RGB", size, colour) for colour in list(COLORS.values())[:n]]
 
 
-@pytest.mark.parametrize(("n", "rows", "cols"), [(1, 1, 1), (4, 2, 2), (5, 2, 3), (7, 3, 3), (8, 3, 3)])
+@pytest.mark.parametrize(
+    ("n", "rows", "cols"), [(1, 1, 1), (4, 2, 2), (5, 2, 3), (7, 3, 3), (8, 3, 3)]
+)
 def test_image_grid_is_near_square_by_default(n, rows, cols):
     assert image_grid(squares(n)).size == (cols * 10, rows * 8)
 
@@ -147,7 +165,9 @@ def test_image_grid_places_pictures_row_by_row_and_leaves_the_rest_white():
     grid = image_grid(images, rows=2)  # 3 columns
     assert grid.size == (30, 16)
     for i, image in enumerate(images):
-        assert grid.getpixel(((i % 3) * 10 + 5, (i // 3) * 8 + 4)) == image.getpixel((0, 0))
+        assert grid.getpixel(((i % 3) * 10 + 5, (i // 3) * 8 + 4)) == image.getpixel(
+            (0, 0)
+        )
     assert grid.getpixel((25, 12)) == (255, 255, 255)
 
 
@@ -162,7 +182,13 @@ def test_image_grid_follows_rows_or_cols():
         (squares(5), 2, 2, ValueError, "holds 4 images, but 5"),
         ([], None, None, ValueError, "no images"),
         (squares(1) + squares(1, (4, 4)), None, None, ValueError, "same size"),
-        ([np.zeros((8, 10, 3), dtype=np.uint8)], None, None, TypeError, "image_grid takes PIL images, got ndarray"),
+        (
+            [np.zeros((8, 10, 3), dtype=np.uint8)],
+            None,
+            None,
+            TypeError,
+            "image_grid takes PIL images, got ndarray",
+        ),
     ],
 )
 def test_image_grid_rejects_bad_input_clearly(images, rows, cols, error, message):
@@ -171,7 +197,9 @@ def test_image_grid_rejects_bad_input_clearly(images, rows, cols, error, message
 
 
 def test_show_images_titles_the_figure_and_each_picture():
-    figure = show_images(squares(3), titles=["a", "b", "c"], title="Three colours", cols=2)
+    figure = show_images(
+        squares(3), titles=["a", "b", "c"], title="Three colours", cols=2
+    )
     try:
         assert figure._suptitle.get_text() == "Three colours"
         assert [ax.get_title() for ax in figure.axes] == ["a", "b", "c", ""]
@@ -181,9 +209,16 @@ def test_show_images_titles_the_figure_and_each_picture():
 
 
 def test_show_images_wraps_long_captions_to_the_picture_width_and_keeps_line_breaks():
-    figure = show_images(squares(2), titles=["before\na crimson square on a green background", "b"], size=2.2)
+    figure = show_images(
+        squares(2),
+        titles=["before\na crimson square on a green background", "b"],
+        size=2.2,
+    )
     try:
-        assert figure.axes[0].get_title() == "before\na crimson square on a green\nbackground"
+        assert (
+            figure.axes[0].get_title()
+            == "before\na crimson square on a green\nbackground"
+        )
         assert figure.axes[1].get_title() == "b"
     finally:
         plt.close(figure)
@@ -196,7 +231,12 @@ def test_show_images_rejects_mismatched_titles():
 
 def test_markdown_table_renders_header_rule_and_rows():
     table = markdown_table(["switch", "seconds"], [["`a`", 1.5], ["b", "2"]])
-    assert table.data.splitlines() == ["| switch | seconds |", "| --- | --- |", "| `a` | 1.5 |", "| b | 2 |"]
+    assert table.data.splitlines() == [
+        "| switch | seconds |",
+        "| --- | --- |",
+        "| `a` | 1.5 |",
+        "| b | 2 |",
+    ]
     with pytest.raises(ValueError, match="every row needs 2 cells"):
         markdown_table(["switch", "seconds"], [["only one"]])
 
@@ -214,7 +254,10 @@ def test_load_sample_image_draws_a_shapes_caption():
     assert picture.size == (64, 64)
     assert picture.getpixel((32, 32)) == COLORS["red"]
     assert picture.getpixel((1, 1)) == COLORS["blue"]
-    assert load_sample_image("a red circle on a blue background", size=32).size == (32, 32)
+    assert load_sample_image("a red circle on a blue background", size=32).size == (
+        32,
+        32,
+    )
 
 
 @pytest.mark.parametrize(("name", "error"), [("a dog", ValueError), (None, TypeError)])

@@ -7,8 +7,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from diffusers import (DPMSolverMultistepScheduler, PNDMScheduler, StableDiffusionImg2ImgPipeline,
-                       StableDiffusionPipeline)
+from diffusers import (
+    DPMSolverMultistepScheduler,
+    PNDMScheduler,
+    StableDiffusionImg2ImgPipeline,
+    StableDiffusionPipeline,
+)
 
 from helpers import encode_image, load_sample_image
 from helpers.bench import max_pixel_diff
@@ -19,18 +23,30 @@ PROMPT = "a red star on a blue background"
 STEPS = 10
 
 
-@pytest.mark.parametrize("scheduler_class", [PNDMScheduler, DPMSolverMultistepScheduler])
-def test_start_step_and_get_timesteps_are_diffusers_get_timesteps(scheduler_class: type) -> None:
-    ours, theirs = (scheduler_class.from_config(SD15_SCHEDULER_CONFIG) for _ in range(2))
+@pytest.mark.parametrize(
+    "scheduler_class", [PNDMScheduler, DPMSolverMultistepScheduler]
+)
+def test_start_step_and_get_timesteps_are_diffusers_get_timesteps(
+    scheduler_class: type,
+) -> None:
+    ours, theirs = (
+        scheduler_class.from_config(SD15_SCHEDULER_CONFIG) for _ in range(2)
+    )
     for steps in (10, 25, 50):
         for strength in (0.1, 0.33, 0.5, 0.62, 0.75, 1.0):
             ours.set_timesteps(steps)
             theirs.set_timesteps(steps)
             timesteps, runs = StableDiffusionImg2ImgPipeline.get_timesteps(
-                SimpleNamespace(scheduler=theirs), steps, strength, "cpu")
+                SimpleNamespace(scheduler=theirs), steps, strength, "cpu"
+            )
             assert start_step(steps, strength) == steps - runs
-            assert torch.equal(get_timesteps(ours, num_inference_steps=steps, strength=strength), timesteps)
-            assert getattr(ours, "begin_index", None) == getattr(theirs, "begin_index", None)
+            assert torch.equal(
+                get_timesteps(ours, num_inference_steps=steps, strength=strength),
+                timesteps,
+            )
+            assert getattr(ours, "begin_index", None) == getattr(
+                theirs, "begin_index", None
+            )
 
 
 @pytest.mark.parametrize("strength", [-0.1, 1.5])
@@ -60,50 +76,98 @@ def test_make_start_latents_is_the_forward_process(sd_vae) -> None:
     scheduler = PNDMScheduler.from_config(SD15_SCHEDULER_CONFIG)
     scheduler.set_timesteps(25)
     timestep = get_timesteps(scheduler, num_inference_steps=25, strength=0.6)[0]
-    pixels = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
-    noisy = make_start_latents(sd_vae, scheduler, pixels, timestep=timestep, batch_size=2,
-                               generator=torch.Generator().manual_seed(2))
+    pixels = (
+        torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    )
+    noisy = make_start_latents(
+        sd_vae,
+        scheduler,
+        pixels,
+        timestep=timestep,
+        batch_size=2,
+        generator=torch.Generator().manual_seed(2),
+    )
     generator = torch.Generator().manual_seed(2)
     latents = encode_image(sd_vae, pixels, generator).repeat(2, 1, 1, 1)  # (2, 4, 4, 4)
     noise = torch.randn(latents.shape, generator=generator)
     alpha_prod_t = scheduler.alphas_cumprod[int(timestep)]
-    torch.testing.assert_close(noisy, alpha_prod_t.sqrt() * latents + (1 - alpha_prod_t).sqrt() * noise)
+    torch.testing.assert_close(
+        noisy, alpha_prod_t.sqrt() * latents + (1 - alpha_prod_t).sqrt() * noise
+    )
 
 
-def test_img2img_sets_the_timesteps_once(tiny_pipe: StableDiffusionPipeline, monkeypatch) -> None:
+def test_img2img_sets_the_timesteps_once(
+    tiny_pipe: StableDiffusionPipeline, monkeypatch
+) -> None:
     scheduler = DPMSolverMultistepScheduler.from_config(tiny_pipe.scheduler.config)
-    pipe = StableDiffusionPipeline(**{**tiny_pipe.components, "scheduler": scheduler}, requires_safety_checker=False)
+    pipe = StableDiffusionPipeline(
+        **{**tiny_pipe.components, "scheduler": scheduler},
+        requires_safety_checker=False,
+    )
     calls = []
     set_timesteps = scheduler.set_timesteps
-    monkeypatch.setattr(scheduler, "set_timesteps", lambda *args, **kwargs: calls.append(args) or
-                        set_timesteps(*args, **kwargs))
-    img2img(pipe, load_sample_image(PROMPT), PROMPT, strength=0.5, num_inference_steps=4, progress=False)
+    monkeypatch.setattr(
+        scheduler,
+        "set_timesteps",
+        lambda *args, **kwargs: calls.append(args) or set_timesteps(*args, **kwargs),
+    )
+    img2img(
+        pipe,
+        load_sample_image(PROMPT),
+        PROMPT,
+        strength=0.5,
+        num_inference_steps=4,
+        progress=False,
+    )
     assert calls == [(4,)]
 
 
-def library_and_ours(pipe: StableDiffusionPipeline, strength: float) -> tuple[list, list]:
+def library_and_ours(
+    pipe: StableDiffusionPipeline, strength: float
+) -> tuple[list, list]:
     """The library's img2img pictures and ours, for the same seed, strength and steps."""
     image = load_sample_image("a red circle on a blue background")
-    library = StableDiffusionImg2ImgPipeline(**pipe.components, requires_safety_checker=False)
+    library = StableDiffusionImg2ImgPipeline(
+        **pipe.components, requires_safety_checker=False
+    )
     library.set_progress_bar_config(disable=True)
-    expected = library(PROMPT, image=image, strength=strength, num_inference_steps=STEPS,
-                       generator=torch.Generator().manual_seed(3)).images
-    ours = img2img(pipe, image, PROMPT, strength=strength, num_inference_steps=STEPS,
-                   generator=torch.Generator().manual_seed(3), progress=False)
+    expected = library(
+        PROMPT,
+        image=image,
+        strength=strength,
+        num_inference_steps=STEPS,
+        generator=torch.Generator().manual_seed(3),
+    ).images
+    ours = img2img(
+        pipe,
+        image,
+        PROMPT,
+        strength=strength,
+        num_inference_steps=STEPS,
+        generator=torch.Generator().manual_seed(3),
+        progress=False,
+    )
     return expected, ours
 
 
 @pytest.mark.parametrize("strength", [0.3, 0.75])
-def test_img2img_equals_the_pipeline(tiny_pipe: StableDiffusionPipeline, strength: float) -> None:
+def test_img2img_equals_the_pipeline(
+    tiny_pipe: StableDiffusionPipeline, strength: float
+) -> None:
     expected, ours = library_and_ours(tiny_pipe, strength)
     assert len(ours) == 1 and ours[0].size == expected[0].size
     assert max_pixel_diff(ours, expected) <= 1
 
 
-def test_img2img_equals_the_pipeline_with_dpm_solver(tiny_pipe: StableDiffusionPipeline) -> None:
+def test_img2img_equals_the_pipeline_with_dpm_solver(
+    tiny_pipe: StableDiffusionPipeline,
+) -> None:
     """A scheduler that looks its noise level up by step index (``set_begin_index``) agrees too."""
     scheduler = DPMSolverMultistepScheduler.from_config(tiny_pipe.scheduler.config)
-    pipe = StableDiffusionPipeline(**{**tiny_pipe.components, "scheduler": scheduler}, requires_safety_checker=False)
+    pipe = StableDiffusionPipeline(
+        **{**tiny_pipe.components, "scheduler": scheduler},
+        requires_safety_checker=False,
+    )
     expected, ours = library_and_ours(pipe, 0.5)
     assert max_pixel_diff(ours, expected) <= 1
 
@@ -113,18 +177,43 @@ def test_strength_changes_the_picture(tiny_pipe: StableDiffusionPipeline) -> Non
     image = load_sample_image("a red circle on a blue background")
 
     def distance(strength: float) -> float:
-        edited = img2img(tiny_pipe, image, PROMPT, strength=strength, num_inference_steps=STEPS,
-                         generator=torch.Generator().manual_seed(4), progress=False)[0]
-        return float(np.abs(np.asarray(edited, np.float32) - np.asarray(image, np.float32)).mean())
+        edited = img2img(
+            tiny_pipe,
+            image,
+            PROMPT,
+            strength=strength,
+            num_inference_steps=STEPS,
+            generator=torch.Generator().manual_seed(4),
+            progress=False,
+        )[0]
+        return float(
+            np.abs(
+                np.asarray(edited, np.float32) - np.asarray(image, np.float32)
+            ).mean()
+        )
 
     assert distance(0.2) < distance(1.0)
 
 
 def test_img2img_one_picture_many_prompts(tiny_pipe: StableDiffusionPipeline) -> None:
     image = load_sample_image("a red circle on a blue background")
-    pictures = img2img(tiny_pipe, image, [PROMPT, "a red circle on a yellow background"], strength=0.5,
-                       num_inference_steps=4, generator=torch.Generator().manual_seed(5), progress=False)
+    pictures = img2img(
+        tiny_pipe,
+        image,
+        [PROMPT, "a red circle on a yellow background"],
+        strength=0.5,
+        num_inference_steps=4,
+        generator=torch.Generator().manual_seed(5),
+        progress=False,
+    )
     assert len(pictures) == 2 and pictures[0].size == image.size
     two_pictures = torch.zeros(2, 3, *image.size)
     with pytest.raises(ValueError, match="cannot be shared"):
-        img2img(tiny_pipe, two_pictures, [PROMPT] * 3, strength=0.5, num_inference_steps=4, progress=False)
+        img2img(
+            tiny_pipe,
+            two_pictures,
+            [PROMPT] * 3,
+            strength=0.5,
+            num_inference_steps=4,
+            progress=False,
+        )

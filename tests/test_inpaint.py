@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from diffusers import DDIMScheduler, StableDiffusionInpaintPipeline, StableDiffusionPipeline
+from diffusers import (
+    DDIMScheduler,
+    StableDiffusionInpaintPipeline,
+    StableDiffusionPipeline,
+)
 from PIL import Image
 
 from helpers import load_sample_image
@@ -31,26 +35,58 @@ def test_latent_mask_rounds_then_shrinks() -> None:
 
 
 @pytest.mark.parametrize("scheduler_class", [None, DDIMScheduler])
-def test_inpaint_equals_the_pipeline(tiny_pipe: StableDiffusionPipeline, scheduler_class: type | None) -> None:
+def test_inpaint_equals_the_pipeline(
+    tiny_pipe: StableDiffusionPipeline, scheduler_class: type | None
+) -> None:
     components = dict(tiny_pipe.components)
     if scheduler_class is not None:
-        components["scheduler"] = scheduler_class.from_config(tiny_pipe.scheduler.config)
+        components["scheduler"] = scheduler_class.from_config(
+            tiny_pipe.scheduler.config
+        )
     pipe = StableDiffusionPipeline(**components, requires_safety_checker=False)
-    library = StableDiffusionInpaintPipeline(**pipe.components, requires_safety_checker=False)
+    library = StableDiffusionInpaintPipeline(
+        **pipe.components, requires_safety_checker=False
+    )
     library.set_progress_bar_config(disable=True)
-    image, mask = load_sample_image("a red circle on a blue background"), left_half_mask()
-    expected = library(PROMPT, image=image, mask_image=mask, num_inference_steps=10,
-                       generator=torch.Generator().manual_seed(2)).images
-    ours = inpaint(pipe, image, mask, PROMPT, num_inference_steps=10, generator=torch.Generator().manual_seed(2),
-                   progress=False)
+    image, mask = (
+        load_sample_image("a red circle on a blue background"),
+        left_half_mask(),
+    )
+    expected = library(
+        PROMPT,
+        image=image,
+        mask_image=mask,
+        num_inference_steps=10,
+        generator=torch.Generator().manual_seed(2),
+    ).images
+    ours = inpaint(
+        pipe,
+        image,
+        mask,
+        PROMPT,
+        num_inference_steps=10,
+        generator=torch.Generator().manual_seed(2),
+        progress=False,
+    )
     assert max_pixel_diff(ours, expected) <= 1
 
 
 def test_inpaint_keeps_the_unmasked_half(tiny_pipe: StableDiffusionPipeline) -> None:
     """Outside the mask the result stays near the picture (only the VAE's round trip changes it)."""
     image = load_sample_image("a red circle on a blue background")
-    result = inpaint(tiny_pipe, image, left_half_mask(), PROMPT, num_inference_steps=10,
-                     generator=torch.Generator().manual_seed(2), progress=False)[0]
-    kept = np.abs(np.asarray(result, np.float32) - np.asarray(image, np.float32))[:, 40:]
-    redrawn = np.abs(np.asarray(result, np.float32) - np.asarray(image, np.float32))[:, :24]
+    result = inpaint(
+        tiny_pipe,
+        image,
+        left_half_mask(),
+        PROMPT,
+        num_inference_steps=10,
+        generator=torch.Generator().manual_seed(2),
+        progress=False,
+    )[0]
+    kept = np.abs(np.asarray(result, np.float32) - np.asarray(image, np.float32))[
+        :, 40:
+    ]
+    redrawn = np.abs(np.asarray(result, np.float32) - np.asarray(image, np.float32))[
+        :, :24
+    ]
     assert kept.mean() < redrawn.mean()

@@ -24,13 +24,18 @@ SCENES = [
 @pytest.mark.parametrize("text", SCENES)
 def test_the_judge_reads_rendered_scenes(text: str) -> None:
     seen = judge_many([shapes.render(text, seed=seed) for seed in range(4)])
-    assert sum(j.shows(text) for j in seen) >= 3, [j.says() for j in seen]  # a judge of shapes is right ~98% of the time
+    assert sum(j.shows(text) for j in seen) >= 3, [
+        j.says() for j in seen
+    ]  # a judge of shapes is right ~98% of the time
 
 
 def test_the_judge_names_shapes_and_colours_of_random_renders() -> None:
     pictures, scenes = shapes.make_dataset(300, seed=11)
     seen = judge_many(list(pictures))
-    right = sum(j.shows(shapes.Scene(s.shape, s.color, s.background)) for j, s in zip(seen, scenes))
+    right = sum(
+        j.shows(shapes.Scene(s.shape, s.color, s.background))
+        for j, s in zip(seen, scenes)
+    )
     assert right / len(scenes) >= 0.97
 
 
@@ -38,9 +43,15 @@ def test_a_wrong_picture_is_not_what_was_asked() -> None:
     red_circle = judge(shapes.render("a red circle on a blue background", seed=0))
     assert not red_circle.shows("a red square on a blue background")
     assert not red_circle.shows("a blue circle on a red background")
-    small_corner = judge(shapes.render("a small red circle in the top right corner on a blue background", seed=0))
+    small_corner = judge(
+        shapes.render(
+            "a small red circle in the top right corner on a blue background", seed=0
+        )
+    )
     assert small_corner.position == "top right" and small_corner.size == "small"
-    assert not small_corner.shows("a small red circle in the top left corner on a blue background")
+    assert not small_corner.shows(
+        "a small red circle in the top left corner on a blue background"
+    )
 
 
 def test_a_plain_picture_shows_no_shape() -> None:
@@ -54,8 +65,14 @@ def test_a_plain_picture_shows_no_shape() -> None:
 def test_colour_names_do_not_change_with_light(name: str) -> None:
     rng = random.Random(0)
     for _ in range(20):
-        rgb = shapes.shade(name, rng) * rng.uniform(*shapes.EXPOSURE) * rng.uniform(0.8, 1.2)
-        assert name_color(rgb * min(1.0, 255 / rgb.max())) == name  # dimmed where bright, as render does
+        rgb = (
+            shapes.shade(name, rng)
+            * rng.uniform(*shapes.EXPOSURE)
+            * rng.uniform(0.8, 1.2)
+        )
+        assert (
+            name_color(rgb * min(1.0, 255 / rgb.max())) == name
+        )  # dimmed where bright, as render does
 
 
 def test_the_judge_wants_a_picture() -> None:
@@ -69,12 +86,25 @@ def test_a_figure_that_contradicts_its_claim_fails() -> None:
     with pytest.raises(AssertionError, match="only 0 of 1 pictures show their caption"):
         assert_shows([red_circle], ["a green star on a white background"], is_tiny=True)
     with pytest.raises(AssertionError, match="MISS: asked 'a blue circle"):
-        assert_shows([red_circle, red_circle], ["a red circle on a blue background", "a blue circle on a red background"],
-                     is_tiny=True)
-    assert_shows([red_circle, red_circle], ["a red circle on a blue background", "a blue circle on a red background"],
-                 is_tiny=True, at_least=1)
+        assert_shows(
+            [red_circle, red_circle],
+            ["a red circle on a blue background", "a blue circle on a red background"],
+            is_tiny=True,
+        )
+    assert_shows(
+        [red_circle, red_circle],
+        ["a red circle on a blue background", "a blue circle on a red background"],
+        is_tiny=True,
+        at_least=1,
+    )
 
 
-def test_the_judge_stands_aside_for_the_real_model(capsys: pytest.CaptureFixture) -> None:
-    assert_shows([Image.new("RGB", (512, 512))], ["a red circle on a blue background"], is_tiny=False)
+def test_the_judge_stands_aside_for_the_real_model(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    assert_shows(
+        [Image.new("RGB", (512, 512))],
+        ["a red circle on a blue background"],
+        is_tiny=False,
+    )
     assert "tiny-shapes-sd's pictures only" in capsys.readouterr().out

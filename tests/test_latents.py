@@ -12,7 +12,9 @@ from helpers import decode_latents, encode_image, load_sample_image, preprocess
 
 @pytest.fixture(scope="module")
 def picture():
-    return load_sample_image("a small yellow star in the top right corner on a purple background", size=48)
+    return load_sample_image(
+        "a small yellow star in the top right corner on a purple background", size=48
+    )
 
 
 def test_encode_image_gives_scaled_latents_of_an_eighth_the_size(sd_vae, picture):
@@ -42,7 +44,9 @@ def test_decode_latents_divides_by_the_scaling_factor_and_maps_to_pixels(sd_vae)
     images = decode_latents(sd_vae, latents)
     assert [image.size for image in images] == [(40, 24), (40, 24)]
     with torch.no_grad():
-        pixels = sd_vae.decode(latents / sd_vae.config.scaling_factor).sample  # (2, 3, 24, 40)
+        pixels = sd_vae.decode(
+            latents / sd_vae.config.scaling_factor
+        ).sample  # (2, 3, 24, 40)
     expected = ((pixels / 2 + 0.5).clamp(0, 1) * 255).permute(0, 2, 3, 1).numpy()
     for image, want in zip(images, expected):
         assert image.mode == "RGB"
@@ -86,7 +90,11 @@ def test_encode_image_rejects_what_is_not_a_picture(sd_vae):
     [
         (torch.zeros(1, 3, 2, 2), ValueError, r"\(B, 4, h, w\), got \(1, 3, 2, 2\)"),
         (torch.zeros(4, 2, 2), ValueError, r"\(B, 4, h, w\)"),
-        (np.zeros((1, 4, 2, 2), dtype=np.float32), TypeError, "expected a latents tensor"),
+        (
+            np.zeros((1, 4, 2, 2), dtype=np.float32),
+            TypeError,
+            "expected a latents tensor",
+        ),
     ],
 )
 def test_decode_latents_rejects_bad_latents(sd_vae, latents, error, message):

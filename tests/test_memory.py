@@ -9,8 +9,18 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from diffusers.models.attention_processor import Attention, AttnProcessor
 
 from helpers import sd15_config
-from helpers.memory import (MIB, attention_heads, attention_scores_bytes, device_name, feed_forward_bytes, held_mb,
-                            release_freed_memory, sd15_on_meta, vae_decoder_largest_bytes, weights_bytes)
+from helpers.memory import (
+    MIB,
+    attention_heads,
+    attention_scores_bytes,
+    device_name,
+    feed_forward_bytes,
+    held_mb,
+    release_freed_memory,
+    sd15_on_meta,
+    vae_decoder_largest_bytes,
+    weights_bytes,
+)
 
 # SD v1.5's published sizes: UNet 859.52M, VAE 83.65M, CLIP ViT-L/14 text tower 123.06M parameters.
 SD15_PARAMETERS = {"unet": 859_520_964, "vae": 83_653_863, "text_encoder": 123_060_480}
@@ -26,30 +36,52 @@ def test_sd15_on_meta_has_the_real_sizes_and_no_storage(part: str) -> None:
 
 
 def test_attention_heads_reads_either_spelling() -> None:
-    assert attention_heads(sd15_config("unet")) == 8  # SD v1 calls its 8 heads attention_head_dim
+    assert (
+        attention_heads(sd15_config("unet")) == 8
+    )  # SD v1 calls its 8 heads attention_head_dim
     assert attention_heads({"attention_head_dim": 8, "num_attention_heads": 4}) == 4
-    assert attention_heads({"attention_head_dim": [5, 10, 20, 20]}) == 5  # SD v2 lists one per level
+    assert (
+        attention_heads({"attention_head_dim": [5, 10, 20, 20]}) == 5
+    )  # SD v2 lists one per level
 
 
 def test_sd15_sizes_at_512() -> None:
-    assert attention_scores_bytes(sd15_config("unet"), 64, batch=2) == 512 * MIB  # 2 x 8 x 4096^2 x 2 bytes
-    assert vae_decoder_largest_bytes(sd15_config("vae"), 64, batch=1) == 128 * MIB  # 256 x 512^2 x 2 bytes
-    assert feed_forward_bytes(sd15_config("unet"), 64, batch=2) == 40 * MIB  # 2 x 4096 x 2560 x 2 bytes
+    assert (
+        attention_scores_bytes(sd15_config("unet"), 64, batch=2) == 512 * MIB
+    )  # 2 x 8 x 4096^2 x 2 bytes
+    assert (
+        vae_decoder_largest_bytes(sd15_config("vae"), 64, batch=1) == 128 * MIB
+    )  # 256 x 512^2 x 2 bytes
+    assert (
+        feed_forward_bytes(sd15_config("unet"), 64, batch=2) == 40 * MIB
+    )  # 2 x 4096 x 2560 x 2 bytes
 
 
 @pytest.fixture(scope="module")
 def small_unet() -> UNet2DConditionModel:
     torch.manual_seed(0)
-    config = sd15_config("unet", block_out_channels=[32, 64, 64, 64], layers_per_block=1, cross_attention_dim=32,
-                         sample_size=16)
+    config = sd15_config(
+        "unet",
+        block_out_channels=[32, 64, 64, 64],
+        layers_per_block=1,
+        cross_attention_dim=32,
+        sample_size=16,
+    )
     return UNet2DConditionModel.from_config(config).eval()
 
 
 def largest_outputs(model: torch.nn.Module, kind: type, run: callable) -> int:
     """The most elements of any output of a ``kind`` submodule while ``run()`` runs."""
     sizes = [0]
-    hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(out.numel() if isinstance(out, torch.Tensor) else 0))
-             for m in model.modules() if isinstance(m, kind)]
+    hooks = [
+        m.register_forward_hook(
+            lambda _m, _i, out: sizes.append(
+                out.numel() if isinstance(out, torch.Tensor) else 0
+            )
+        )
+        for m in model.modules()
+        if isinstance(m, kind)
+    ]
     try:
         with torch.no_grad():
             run()
@@ -59,9 +91,12 @@ def largest_outputs(model: torch.nn.Module, kind: type, run: callable) -> int:
     return max(sizes)
 
 
-def test_attention_scores_match_a_forward_pass(small_unet: UNet2DConditionModel,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    small_unet.set_attn_processor(AttnProcessor())  # the classic processor builds the score matrix
+def test_attention_scores_match_a_forward_pass(
+    small_unet: UNet2DConditionModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small_unet.set_attn_processor(
+        AttnProcessor()
+    )  # the classic processor builds the score matrix
     sizes = []
     original = Attention.get_attention_scores
 
@@ -72,25 +107,42 @@ def test_attention_scores_match_a_forward_pass(small_unet: UNet2DConditionModel,
 
     monkeypatch.setattr(Attention, "get_attention_scores", record)
     with torch.no_grad():
-        small_unet(torch.randn(3, 4, 16, 16), 10, encoder_hidden_states=torch.randn(3, 77, 32))
-    assert max(sizes) == attention_scores_bytes(small_unet.config, 16, batch=3, dtype=torch.float32)
+        small_unet(
+            torch.randn(3, 4, 16, 16), 10, encoder_hidden_states=torch.randn(3, 77, 32)
+        )
+    assert max(sizes) == attention_scores_bytes(
+        small_unet.config, 16, batch=3, dtype=torch.float32
+    )
 
 
 def test_feed_forward_matches_a_forward_pass(small_unet: UNet2DConditionModel) -> None:
     from diffusers.models.activations import GEGLU
 
-    elements = largest_outputs(small_unet, torch.nn.Linear, lambda: small_unet(
-        torch.randn(3, 4, 16, 16), 10, encoder_hidden_states=torch.randn(3, 77, 32)))
+    elements = largest_outputs(
+        small_unet,
+        torch.nn.Linear,
+        lambda: small_unet(
+            torch.randn(3, 4, 16, 16), 10, encoder_hidden_states=torch.randn(3, 77, 32)
+        ),
+    )
     assert any(isinstance(m, GEGLU) for m in small_unet.modules())
-    assert 4 * elements == feed_forward_bytes(small_unet.config, 16, batch=3, dtype=torch.float32)
+    assert 4 * elements == feed_forward_bytes(
+        small_unet.config, 16, batch=3, dtype=torch.float32
+    )
 
 
 def test_vae_decoder_largest_matches_a_forward_pass(sd_vae: AutoencoderKL) -> None:
-    elements = largest_outputs(sd_vae.decoder, torch.nn.Module, lambda: sd_vae.decode(torch.randn(2, 4, 8, 8)))
-    assert 4 * elements == vae_decoder_largest_bytes(sd_vae.config, 8, batch=2, dtype=torch.float32)
+    elements = largest_outputs(
+        sd_vae.decoder, torch.nn.Module, lambda: sd_vae.decode(torch.randn(2, 4, 8, 8))
+    )
+    assert 4 * elements == vae_decoder_largest_bytes(
+        sd_vae.config, 8, batch=2, dtype=torch.float32
+    )
 
 
 def test_device_name_and_memory_helpers(sd_vae: AutoencoderKL) -> None:
-    assert "CPU" in device_name("cpu") and f"{torch.get_num_threads()} thread" in device_name("cpu")
+    assert "CPU" in device_name(
+        "cpu"
+    ) and f"{torch.get_num_threads()} thread" in device_name("cpu")
     release_freed_memory("cpu")
     assert held_mb("cpu", sd_vae) == pytest.approx(weights_bytes(sd_vae) / MIB)

@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import pytest
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, StableDiffusionPipeline
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    StableDiffusionPipeline,
+)
 
 from helpers import ModelChoice
 from helpers.bench import sd15_sized_pipeline
 from helpers.pipeline import generate
-from helpers.schedulers import SCHEDULERS, CheckedDDIMScheduler, ddim_step, ddim_step_v, make_scheduler
+from helpers.schedulers import (
+    SCHEDULERS,
+    CheckedDDIMScheduler,
+    ddim_step,
+    ddim_step_v,
+    make_scheduler,
+)
 from helpers.tiny.config import SD15_SCHEDULER_CONFIG
 
 PROMPT = "a red circle on a blue background"
@@ -22,32 +33,53 @@ def sd15_pipe(tiny_choice: ModelChoice) -> StableDiffusionPipeline:
     return sd15_sized_pipeline(tiny_choice)
 
 
-def checked_trajectory(pipe: StableDiffusionPipeline, steps: int) -> CheckedDDIMScheduler:
+def checked_trajectory(
+    pipe: StableDiffusionPipeline, steps: int
+) -> CheckedDDIMScheduler:
     """Run the hand-built loop with a scheduler that compares ddim_step with the library at every step."""
     checked = CheckedDDIMScheduler.from_config(pipe.scheduler.config)
-    generate(pipe, PROMPT, num_inference_steps=steps, generator=torch.Generator().manual_seed(0), scheduler=checked,
-             progress=False)
+    generate(
+        pipe,
+        PROMPT,
+        num_inference_steps=steps,
+        generator=torch.Generator().manual_seed(0),
+        scheduler=checked,
+        progress=False,
+    )
     return checked
 
 
-def test_ddim_step_equals_library_over_a_tiny_trajectory(tiny_pipe: StableDiffusionPipeline) -> None:
+def test_ddim_step_equals_library_over_a_tiny_trajectory(
+    tiny_pipe: StableDiffusionPipeline,
+) -> None:
     checked = checked_trajectory(tiny_pipe, steps=25)
     assert len(checked.matches) == 25 and all(checked.matches)
     assert max(checked.differences) < 1e-5
 
 
-def test_ddim_step_equals_library_at_sd15_size(sd15_pipe: StableDiffusionPipeline) -> None:
+def test_ddim_step_equals_library_at_sd15_size(
+    sd15_pipe: StableDiffusionPipeline,
+) -> None:
     checked = checked_trajectory(sd15_pipe, steps=3)
     assert len(checked.matches) == 3 and all(checked.matches)
     assert max(checked.differences) < 1e-5
 
 
-def test_stochastic_ddim_step_equals_library_inside_the_library_pipeline(tiny_pipe: StableDiffusionPipeline) -> None:
+def test_stochastic_ddim_step_equals_library_inside_the_library_pipeline(
+    tiny_pipe: StableDiffusionPipeline,
+) -> None:
     """eta=1 through StableDiffusionPipeline's own loop: the same fresh noise, the same steps."""
     checked = CheckedDDIMScheduler.from_config(tiny_pipe.scheduler.config)
-    library = StableDiffusionPipeline(**{**tiny_pipe.components, "scheduler": checked}, requires_safety_checker=False)
+    library = StableDiffusionPipeline(
+        **{**tiny_pipe.components, "scheduler": checked}, requires_safety_checker=False
+    )
     library.set_progress_bar_config(disable=True)
-    library(PROMPT, num_inference_steps=10, eta=1.0, generator=torch.Generator().manual_seed(0))
+    library(
+        PROMPT,
+        num_inference_steps=10,
+        eta=1.0,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert len(checked.matches) == 10 and all(checked.matches)
 
 
@@ -64,21 +96,35 @@ def test_ddim_step_returns_the_library_prediction_of_x0() -> None:
     scheduler = DDIMScheduler.from_config(SD15_SCHEDULER_CONFIG)
     scheduler.set_timesteps(20)
     sample, noise_pred = torch.randn(2, 2, 4, 8, 8)
-    for t in (scheduler.timesteps[0], int(scheduler.timesteps[-1])):  # a tensor timestep, and the final int one
-        ours, library = ddim_step(scheduler, noise_pred, t, sample), scheduler.step(noise_pred, t, sample)
+    for t in (
+        scheduler.timesteps[0],
+        int(scheduler.timesteps[-1]),
+    ):  # a tensor timestep, and the final int one
+        ours, library = (
+            ddim_step(scheduler, noise_pred, t, sample),
+            scheduler.step(noise_pred, t, sample),
+        )
         assert torch.allclose(ours.pred_original_sample, library.pred_original_sample)
         assert torch.allclose(ours.prev_sample, library.prev_sample)
 
 
 def test_ddim_step_refuses_what_it_does_not_implement() -> None:
-    scheduler = DDIMScheduler.from_config(SD15_SCHEDULER_CONFIG, prediction_type="v_prediction")
+    scheduler = DDIMScheduler.from_config(
+        SD15_SCHEDULER_CONFIG, prediction_type="v_prediction"
+    )
     scheduler.set_timesteps(10)
     with pytest.raises(ValueError, match="noise prediction"):
-        ddim_step(scheduler, torch.zeros(1, 4, 8, 8), scheduler.timesteps[0], torch.zeros(1, 4, 8, 8))
+        ddim_step(
+            scheduler,
+            torch.zeros(1, 4, 8, 8),
+            scheduler.timesteps[0],
+            torch.zeros(1, 4, 8, 8),
+        )
 
 
 def test_checked_scheduler_tests_the_candidate_it_is_given() -> None:
     """An instance given a wrong candidate (the noise added instead of removed) records the mismatch."""
+
     def sign_flipped(scheduler, model_output, timestep, sample, *args):
         return ddim_step(scheduler, -model_output, timestep, sample, *args)
 
@@ -90,22 +136,39 @@ def test_checked_scheduler_tests_the_candidate_it_is_given() -> None:
     assert checked.matches == [False]
 
 
-@pytest.mark.parametrize("spacing, zero_snr", [("leading", False), ("trailing", False), ("trailing", True)])
-def test_ddim_step_v_equals_library_on_model_free_v(spacing: str, zero_snr: bool) -> None:
+@pytest.mark.parametrize(
+    "spacing, zero_snr", [("leading", False), ("trailing", False), ("trailing", True)]
+)
+def test_ddim_step_v_equals_library_on_model_free_v(
+    spacing: str, zero_snr: bool
+) -> None:
     """v = √ᾱ ε - √(1-ᾱ) x0 from known x0 and noise: both steps agree, and both recover x0 exactly."""
-    scheduler = DDIMScheduler.from_config(SD15_SCHEDULER_CONFIG, prediction_type="v_prediction",
-                                          timestep_spacing=spacing, rescale_betas_zero_snr=zero_snr)
+    scheduler = DDIMScheduler.from_config(
+        SD15_SCHEDULER_CONFIG,
+        prediction_type="v_prediction",
+        timestep_spacing=spacing,
+        rescale_betas_zero_snr=zero_snr,
+    )
     scheduler.set_timesteps(10)
-    clean, noise = torch.randn(2, 2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    clean, noise = torch.randn(
+        2, 2, 4, 8, 8, generator=torch.Generator().manual_seed(0)
+    )
     for t in scheduler.timesteps:
         timesteps = t.repeat(2)
         alpha_prod_t = scheduler.alphas_cumprod[t]
         v = alpha_prod_t**0.5 * noise - (1 - alpha_prod_t) ** 0.5 * clean
-        assert torch.allclose(v, scheduler.get_velocity(clean, noise, timesteps), atol=1e-6)
+        assert torch.allclose(
+            v, scheduler.get_velocity(clean, noise, timesteps), atol=1e-6
+        )
         sample = scheduler.add_noise(clean, noise, timesteps)
-        ours, library = ddim_step_v(scheduler, v, t, sample), scheduler.step(v, t, sample)
+        ours, library = (
+            ddim_step_v(scheduler, v, t, sample),
+            scheduler.step(v, t, sample),
+        )
         assert torch.allclose(ours.prev_sample, library.prev_sample, atol=1e-6)
-        assert torch.allclose(ours.pred_original_sample, library.pred_original_sample, atol=1e-6)
+        assert torch.allclose(
+            ours.pred_original_sample, library.pred_original_sample, atol=1e-6
+        )
         assert torch.allclose(ours.pred_original_sample, clean, atol=1e-5)
 
 
@@ -113,15 +176,24 @@ def test_ddim_step_v_refuses_a_noise_predicting_scheduler() -> None:
     scheduler = DDIMScheduler.from_config(SD15_SCHEDULER_CONFIG)
     scheduler.set_timesteps(10)
     with pytest.raises(ValueError, match="v prediction"):
-        ddim_step_v(scheduler, torch.zeros(1, 4, 8, 8), scheduler.timesteps[0], torch.zeros(1, 4, 8, 8))
+        ddim_step_v(
+            scheduler,
+            torch.zeros(1, 4, 8, 8),
+            scheduler.timesteps[0],
+            torch.zeros(1, 4, 8, 8),
+        )
 
 
 @pytest.mark.parametrize("name", list(SCHEDULERS))
-def test_make_scheduler_keeps_the_model_schedule(tiny_pipe: StableDiffusionPipeline, name: str) -> None:
+def test_make_scheduler_keeps_the_model_schedule(
+    tiny_pipe: StableDiffusionPipeline, name: str
+) -> None:
     config = tiny_pipe.scheduler.config
     scheduler = make_scheduler(name, config)
     assert isinstance(scheduler, SCHEDULERS[name])
-    assert torch.allclose(scheduler.alphas_cumprod, DDPMScheduler.from_config(config).alphas_cumprod)
+    assert torch.allclose(
+        scheduler.alphas_cumprod, DDPMScheduler.from_config(config).alphas_cumprod
+    )
     assert scheduler.config.steps_offset == config.steps_offset
     if "clip_sample" in scheduler.config:
         assert scheduler.config.clip_sample is False

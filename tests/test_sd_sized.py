@@ -12,32 +12,47 @@ import torch
 from diffusers import UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from helpers import decode_latents, encode_image, load_sample_image, preprocess, sd15_config, vae_scale_factor
+from helpers import (
+    decode_latents,
+    encode_image,
+    load_sample_image,
+    preprocess,
+    sd15_config,
+    vae_scale_factor,
+)
 
 
 @pytest.fixture(scope="module")
 def sd_unet() -> UNet2DConditionModel:
     torch.manual_seed(0)
-    config = sd15_config("unet", block_out_channels=[32, 32, 64, 64], layers_per_block=1)
+    config = sd15_config(
+        "unet", block_out_channels=[32, 32, 64, 64], layers_per_block=1
+    )
     return UNet2DConditionModel.from_config(config).eval()
 
 
 @pytest.fixture(scope="module")
 def sd_text_encoder() -> CLIPTextModel:
     torch.manual_seed(0)
-    config = CLIPTextConfig.from_dict(sd15_config("text_encoder", num_hidden_layers=1, intermediate_size=768))
+    config = CLIPTextConfig.from_dict(
+        sd15_config("text_encoder", num_hidden_layers=1, intermediate_size=768)
+    )
     return CLIPTextModel(config).eval()
 
 
 def test_the_sd_sized_vae_keeps_sds_layout(sd_vae):
     assert vae_scale_factor(sd_vae) == 8
-    assert sd_vae.config.latent_channels == 4 and len(sd_vae.config.down_block_types) == 4
+    assert (
+        sd_vae.config.latent_channels == 4 and len(sd_vae.config.down_block_types) == 4
+    )
     assert sd_vae.config.scaling_factor == 0.18215
 
 
 @pytest.mark.parametrize(("width", "height"), [(512, 512), (512, 480)])
 def test_pictures_go_through_an_sd_sized_vae(sd_vae, width, height):
-    picture = load_sample_image("photo").resize((width + 5, height + 3))  # preprocess crops to a multiple of 8
+    picture = load_sample_image("photo").resize(
+        (width + 5, height + 3)
+    )  # preprocess crops to a multiple of 8
     pixels = preprocess(picture, sd_vae)
     assert pixels.shape == (1, 3, height, width)
     latents = encode_image(sd_vae, pixels, generator=torch.Generator().manual_seed(0))
@@ -48,8 +63,12 @@ def test_pictures_go_through_an_sd_sized_vae(sd_vae, width, height):
 
 def test_sd_sized_text_embeddings_have_77_positions_of_768(sd_text_encoder, model_dir):
     tokenizer = CLIPTokenizer.from_pretrained(model_dir / "tokenizer")
-    ids = tokenizer("a photo of an astronaut riding a horse", padding="max_length", max_length=77,
-                    return_tensors="pt").input_ids  # (1, 77)
+    ids = tokenizer(
+        "a photo of an astronaut riding a horse",
+        padding="max_length",
+        max_length=77,
+        return_tensors="pt",
+    ).input_ids  # (1, 77)
     with torch.no_grad():
         embeddings = sd_text_encoder(ids).last_hidden_state
     assert embeddings.shape == (1, 77, 768)
@@ -59,7 +78,8 @@ def test_the_sd_sized_unet_predicts_noise_of_the_latents_shape(sd_unet):
     latents = torch.randn(1, 4, 64, 64)  # a 512x512 picture's latents
     embeddings = torch.randn(1, 77, 768)  # what SD v1.5's text encoder gives
     with torch.no_grad():
-        noise_pred = sd_unet(latents, torch.tensor(999), encoder_hidden_states=embeddings).sample
+        noise_pred = sd_unet(
+            latents, torch.tensor(999), encoder_hidden_states=embeddings
+        ).sample
     assert noise_pred.shape == latents.shape
     assert torch.isfinite(noise_pred).all()
-

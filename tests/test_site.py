@@ -10,29 +10,42 @@ import functools
 import http.server
 import re
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import yaml
+from built_book import ROOT, chapters, ensure_built
 from PIL import Image
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from built_book import ROOT, chapters, ensure_built
-
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run")
-WIDTH, HEIGHT, MAX_HEIGHT = 1280, 900, 16000  # pixels; Chromium draws no taller page than about 16k
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+WIDTH, HEIGHT, MAX_HEIGHT = (
+    1280,
+    900,
+    16000,
+)  # pixels; Chromium draws no taller page than about 16k
 # Math that MathJax has not typeset yet: Sphinx marks math with the class "math"; MathJax puts an mjx-container in it.
 MATH_LEFT = "document.querySelectorAll('.math:not(:has(mjx-container))').length"
-PAGES = [path.relative_to(ROOT).with_suffix("") for path in chapters()] + [Path("book/intro"), Path("book/instructors")]
+PAGES = [path.relative_to(ROOT).with_suffix("") for path in chapters()] + [
+    Path("book/intro"),
+    Path("book/instructors"),
+]
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -46,7 +59,9 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 def site() -> Iterator[str]:
     """The built site served at http://127.0.0.1:<port>, so that its relative links and scripts work."""
     html = ensure_built()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=html))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=html)
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -81,7 +96,9 @@ def open_page(browser: WebDriver, site: str, page: Path) -> None:
     """Load a page and give its images and math time to settle (the tests then say what did not)."""
     browser.get(f"{site}/{page.as_posix()}.html")
     wait_for(browser, "return document.readyState === 'complete'")
-    browser.execute_script("window.scrollTo(0, document.body.scrollHeight); window.scrollTo(0, 0);")
+    browser.execute_script(
+        "window.scrollTo(0, document.body.scrollHeight); window.scrollTo(0, 0);"
+    )
     wait_for(browser, "return Array.from(document.images).every(img => img.complete)")
     wait_for(browser, f"return {MATH_LEFT} === 0")
 
@@ -111,16 +128,22 @@ def test_page_loads_with_every_image_and_its_math(browser, site, page):
     if re.fullmatch(r"\d\d_.*", page.name):
         assert heading.startswith(f"{int(page.name[:2])}. "), heading
     broken = browser.execute_script(
-        "return Array.from(document.images).filter(img => !(img.naturalWidth > 0)).map(img => img.src)")
+        "return Array.from(document.images).filter(img => !(img.naturalWidth > 0)).map(img => img.src)"
+    )
     assert broken == [], f"broken images on {page}"
-    assert browser.execute_script(f"return {MATH_LEFT}") == 0, f"math left as TeX on {page}"
+    assert browser.execute_script(f"return {MATH_LEFT}") == 0, (
+        f"math left as TeX on {page}"
+    )
     assert Image.open(screenshot(browser, page.name)).format == "PNG"
 
 
 @pytest.mark.parametrize("page", PAGES[:-2], ids=lambda page: page.name)
 def test_chapter_opens_its_own_notebook_in_colab(browser, site, page):
     open_page(browser, site, page)
-    links = {a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a[href*='colab.research']")}
+    links = {
+        a.get_attribute("href")
+        for a in browser.find_elements(By.CSS_SELECTOR, "a[href*='colab.research']")
+    }
     assert links == {colab_link(page)}
     assert (ROOT / page).with_suffix(".ipynb").is_file()
 
@@ -131,14 +154,20 @@ def test_solutions_are_hidden_until_clicked(browser, site, page):
     solutions = browser.find_elements(By.CSS_SELECTOR, "div.solution")
     assert len(solutions) >= 3
     for solution in solutions:
-        content = solution.find_elements(By.CSS_SELECTOR, ":scope > :not(.admonition-title)")
+        content = solution.find_elements(
+            By.CSS_SELECTOR, ":scope > :not(.admonition-title)"
+        )
         assert content and not any(part.is_displayed() for part in content)
-        browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", solution)
+        browser.execute_script(
+            "arguments[0].scrollIntoView({block: 'center'});", solution
+        )
         # sphinx-togglebutton puts a toggle button in the title of each dropdown; clicking it opens the dropdown.
         solution.find_element(By.CSS_SELECTOR, "button.toggle-button").click()
         code = solution.find_elements(By.CSS_SELECTOR, "div.cell_input")
         assert code  # the solution's code cells are inside the dropdown
-        WebDriverWait(browser, 10).until(lambda _: all(block.is_displayed() for block in code))
+        WebDriverWait(browser, 10).until(
+            lambda _, code=code: all(block.is_displayed() for block in code)
+        )
 
 
 @pytest.mark.parametrize("page", PAGES[:-2], ids=lambda page: page.name)

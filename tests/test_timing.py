@@ -10,18 +10,26 @@ from helpers.timing import compare_seconds, median_seconds
 
 
 def test_warmups_are_not_timed_and_the_median_ignores_one_slow_run() -> None:
-    delays = iter([0.2, 0.0, 0.0, 0.3, 0.0])  # one warm-up, then four runs with one slow spell
+    delays = iter(
+        [0.2, 0.0, 0.0, 0.3, 0.0]
+    )  # one warm-up, then four runs with one slow spell
     assert median_seconds(lambda: time.sleep(next(delays)), repeats=4, warmups=1) < 0.05
 
 
 def test_calls_are_timed_in_turns() -> None:
     order: list[str] = []
-    compare_seconds({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=2, warmups=1)
+    compare_seconds(
+        {"a": lambda: order.append("a"), "b": lambda: order.append("b")},
+        repeats=2,
+        warmups=1,
+    )
     assert order == ["a", "b", "a", "b", "a", "b"]
 
 
 def test_a_slower_call_measures_slower() -> None:
-    times = compare_seconds({"fast": lambda: None, "slow": lambda: time.sleep(0.02)}, repeats=3, warmups=0)
+    times = compare_seconds(
+        {"fast": lambda: None, "slow": lambda: time.sleep(0.02)}, repeats=3, warmups=0
+    )
     assert times["slow"] > times["fast"] + 0.01
 
 

@@ -20,25 +20,40 @@ STEPS, WINDOW = 60, 15
 
 def short_config(workdir: Path) -> TinyConfig:
     """A small UNet on a small dataset: a few seconds of training."""
-    return dataclasses.replace(TinyConfig(), unet_channels=(32, 64, 64), unet_dataset_size=256, unet_batch=16,
-                               workdir=workdir)
+    return dataclasses.replace(
+        TinyConfig(),
+        unet_channels=(32, 64, 64),
+        unet_dataset_size=256,
+        unet_batch=16,
+        workdir=workdir,
+    )
 
 
 @pytest.fixture(scope="module")
-def short_run(tiny_pipe: StableDiffusionPipeline, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def short_run(
+    tiny_pipe: StableDiffusionPipeline, tmp_path_factory: pytest.TempPathFactory
+) -> dict:
     """One short training run, recording the captions the loop embeds."""
     captions: list[str] = []
     embed = train_module.embed_captions
 
-    def recording_embed(text_encoder: torch.nn.Module, tokenizer: object, batch: list[str]) -> torch.Tensor:
+    def recording_embed(
+        text_encoder: torch.nn.Module, tokenizer: object, batch: list[str]
+    ) -> torch.Tensor:
         captions.extend(batch)
         return embed(text_encoder, tokenizer, batch)
 
     config = short_config(tmp_path_factory.mktemp("train"))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(train_module, "embed_captions", recording_embed)
-        unet, losses = train_unet(config, tiny_pipe.vae, tiny_pipe.text_encoder, tiny_pipe.tokenizer, steps=STEPS,
-                                  name="test-unet")
+        unet, losses = train_unet(
+            config,
+            tiny_pipe.vae,
+            tiny_pipe.text_encoder,
+            tiny_pipe.tokenizer,
+            steps=STEPS,
+            name="test-unet",
+        )
     return {"config": config, "unet": unet, "losses": losses, "captions": captions}
 
 
@@ -46,20 +61,34 @@ def test_loss_falls(short_run: dict) -> None:
     losses = short_run["losses"]
     assert len(losses) == STEPS and all(np.isfinite(losses))
     first, last = np.mean(losses[:WINDOW]), np.mean(losses[-WINDOW:])
-    assert last < 0.8 * first, f"the loss did not fall: {first:.3f} over the first steps, {last:.3f} over the last"
+    assert last < 0.8 * first, (
+        f"the loss did not fall: {first:.3f} over the first steps, {last:.3f} over the last"
+    )
 
 
 def test_caption_dropout(short_run: dict) -> None:
     captions, config = short_run["captions"], short_run["config"]
     assert len(captions) == STEPS * config.unet_batch
     share = captions.count("") / len(captions)
-    assert abs(share - config.uncond_prob) < 0.04, f"{share:.1%} empty captions, expected {config.uncond_prob:.0%}"
-    assert all("background" in c or " on " in c for c in captions if c), "a caption that is not a scene's caption"
+    assert abs(share - config.uncond_prob) < 0.04, (
+        f"{share:.1%} empty captions, expected {config.uncond_prob:.0%}"
+    )
+    assert all("background" in c or " on " in c for c in captions if c), (
+        "a caption that is not a scene's caption"
+    )
 
 
-def test_finished_run_resumes_without_training(short_run: dict, tiny_pipe: StableDiffusionPipeline) -> None:
-    unet, losses = train_unet(short_run["config"], tiny_pipe.vae, tiny_pipe.text_encoder, tiny_pipe.tokenizer,
-                              steps=STEPS, name="test-unet")
+def test_finished_run_resumes_without_training(
+    short_run: dict, tiny_pipe: StableDiffusionPipeline
+) -> None:
+    unet, losses = train_unet(
+        short_run["config"],
+        tiny_pipe.vae,
+        tiny_pipe.text_encoder,
+        tiny_pipe.tokenizer,
+        steps=STEPS,
+        name="test-unet",
+    )
     assert losses == short_run["losses"]
     for resumed, trained in zip(unet.parameters(), short_run["unet"].parameters()):
         assert torch.equal(resumed, trained)

@@ -8,7 +8,8 @@ these lines and errors back from executed notebooks.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -53,7 +54,12 @@ def quiet_copy(pipe: Any, **replaced: Any) -> Any:
     """A pipeline of the same class on the same components (some ``replaced``), with no progress bar: a check's
     output is its verdict alone, and the caller's pipeline keeps its own settings."""
     components = {**pipe.components, **replaced}
-    copy = type(pipe)(**components, **({"requires_safety_checker": False} if "safety_checker" in components else {}))
+    copy = type(pipe)(
+        **components,
+        **(
+            {"requires_safety_checker": False} if "safety_checker" in components else {}
+        ),
+    )
     copy.set_progress_bar_config(disable=True)
     return copy
 
@@ -62,14 +68,29 @@ def expect_integer(value: Any, what: str, tensors: bool = False) -> int:
     """``value`` as an int, or ``ExerciseFailed`` unless it is a whole number: a Python int (not a bool, not a float
     such as 400.0 or a string) or, with ``tensors``, a one-element tensor of an integer dtype."""
     is_int = isinstance(value, int) and not isinstance(value, bool)
-    is_int_tensor = (tensors and isinstance(value, torch.Tensor) and value.numel() == 1
-                     and not value.dtype.is_floating_point and not value.dtype.is_complex and value.dtype != torch.bool)
-    shown = f"{type(value).__name__} {value!r}" if not isinstance(value, torch.Tensor) else f"a {value.dtype} tensor"
-    expect(is_int or is_int_tensor, f"{what}: expected {'one integer' if tensors else 'a Python int'}, got {shown}")
+    is_int_tensor = (
+        tensors
+        and isinstance(value, torch.Tensor)
+        and value.numel() == 1
+        and not value.dtype.is_floating_point
+        and not value.dtype.is_complex
+        and value.dtype != torch.bool
+    )
+    shown = (
+        f"{type(value).__name__} {value!r}"
+        if not isinstance(value, torch.Tensor)
+        else f"a {value.dtype} tensor"
+    )
+    expect(
+        is_int or is_int_tensor,
+        f"{what}: expected {'one integer' if tensors else 'a Python int'}, got {shown}",
+    )
     return int(value)
 
 
 def expect_number(value: Any, what: str = "a number") -> None:
     """Raise ``ExerciseFailed`` unless ``value`` is a plain int or float (a bool or a tensor is not)."""
-    expect(isinstance(value, (int, float)) and not isinstance(value, bool),
-           f"expected {what}, got {type(value).__name__} {value!r}")
+    expect(
+        isinstance(value, (int, float)) and not isinstance(value, bool),
+        f"expected {what}, got {type(value).__name__} {value!r}",
+    )

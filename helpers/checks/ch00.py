@@ -22,10 +22,17 @@ def native_size(pipe: Any) -> int:
 
 def parameter_count(part: Any) -> int:
     """Weights in one part of a pipeline (0 for parts without weights or left out)."""
-    return sum(p.numel() for p in part.parameters()) if isinstance(part, torch.nn.Module) else 0
+    return (
+        sum(p.numel() for p in part.parameters())
+        if isinstance(part, torch.nn.Module)
+        else 0
+    )
 
 
-STAR_PROMPT, STAR_SEED = "a yellow star on a purple background", 7  # the exercise's picture
+STAR_PROMPT, STAR_SEED = (
+    "a yellow star on a purple background",
+    7,
+)  # the exercise's picture
 GRID_ROWS, GRID_COLS = 3, 2  # three prompts, two pictures each
 
 
@@ -34,26 +41,46 @@ def default_steps(pipe: Any) -> int:
     return inspect.signature(pipe.__call__).parameters["num_inference_steps"].default
 
 
-def check_same_seed(star_pictures: Any, pipe: Any, num_inference_steps: int | None = None) -> Verdict:
+def check_same_seed(
+    star_pictures: Any, pipe: Any, num_inference_steps: int | None = None
+) -> Verdict:
     """Two pictures of ``STAR_PROMPT`` made in two calls from seed 7: identical pixel for pixel, and the picture the
     pipeline makes from that seed (with its default number of steps unless told)."""
 
     def test(pictures: Any) -> None:
-        expect(isinstance(pictures, (list, tuple)) and len(pictures) == 2,
-               f"expected a list of two pictures, got {type(pictures).__name__}")
-        expect(all(isinstance(p, Image.Image) for p in pictures), "both pictures must be PIL images (`.images[0]`)")
+        expect(
+            isinstance(pictures, (list, tuple)) and len(pictures) == 2,
+            f"expected a list of two pictures, got {type(pictures).__name__}",
+        )
+        expect(
+            all(isinstance(p, Image.Image) for p in pictures),
+            "both pictures must be PIL images (`.images[0]`)",
+        )
         side = native_size(pipe)
-        expect(all(p.size == (side, side) for p in pictures),
-               f"expected pictures of {side}x{side}, got {[p.size for p in pictures]}")
-        expect(pictures[0] is not pictures[1], "the two entries are one and the same object: make each in its own call")
-        expect(np.array_equal(np.asarray(pictures[0]), np.asarray(pictures[1])),
-               "the two pictures differ: seed a fresh generator with the same seed for each call")
+        expect(
+            all(p.size == (side, side) for p in pictures),
+            f"expected pictures of {side}x{side}, got {[p.size for p in pictures]}",
+        )
+        expect(
+            pictures[0] is not pictures[1],
+            "the two entries are one and the same object: make each in its own call",
+        )
+        expect(
+            np.array_equal(np.asarray(pictures[0]), np.asarray(pictures[1])),
+            "the two pictures differ: seed a fresh generator with the same seed for each call",
+        )
         steps = num_inference_steps or default_steps(pipe)
-        expected = quiet_copy(pipe)(STAR_PROMPT, num_inference_steps=steps,
-                                    generator=torch.Generator("cpu").manual_seed(STAR_SEED)).images[0]
+        expected = quiet_copy(pipe)(
+            STAR_PROMPT,
+            num_inference_steps=steps,
+            generator=torch.Generator("cpu").manual_seed(STAR_SEED),
+        ).images[0]
         difference = max_pixel_diff([pictures[0]], [expected])
-        expect(difference <= 2, f"these are not the picture of {STAR_PROMPT!r} from a CPU generator seeded with "
-                                f"{STAR_SEED} ({steps} steps): pixels differ from it by up to {difference} of 255")
+        expect(
+            difference <= 2,
+            f"these are not the picture of {STAR_PROMPT!r} from a CPU generator seeded with "
+            f"{STAR_SEED} ({steps} steps): pixels differ from it by up to {difference} of 255",
+        )
 
     return run_check("ex-00-same-seed", star_pictures, test)
 
@@ -62,21 +89,35 @@ def check_prompt_rows(prompt_rows: Any, pipe: Any) -> Verdict:
     """A grid of three prompts times two pictures, one row per prompt."""
 
     def test(grid: Any) -> None:
-        expect(isinstance(grid, Image.Image), f"expected the PIL picture `image_grid` returns, got {type(grid).__name__}")
+        expect(
+            isinstance(grid, Image.Image),
+            f"expected the PIL picture `image_grid` returns, got {type(grid).__name__}",
+        )
         side = native_size(pipe)
         expected = (GRID_COLS * side, GRID_ROWS * side)
-        expect(grid.size != (3 * side, 2 * side),
-               "the grid has 2 rows of 3: give `image_grid` rows=3, so each prompt gets its own row")
-        expect(grid.size == expected,
-               f"expected 3 rows of 2 pictures of {side}x{side}, a {expected[0]}x{expected[1]} grid; got {grid.size}")
-        tiles = [np.asarray(grid.crop((c * side, r * side, (c + 1) * side, (r + 1) * side)))
-                 for r in range(GRID_ROWS) for c in range(GRID_COLS)]
-        expect(all(tile.std() > 1 for tile in tiles),
-               "a picture of the grid is one flat colour: paste the pipeline's pictures, two per prompt")
+        expect(
+            grid.size != (3 * side, 2 * side),
+            "the grid has 2 rows of 3: give `image_grid` rows=3, so each prompt gets its own row",
+        )
+        expect(
+            grid.size == expected,
+            f"expected 3 rows of 2 pictures of {side}x{side}, a {expected[0]}x{expected[1]} grid; got {grid.size}",
+        )
+        tiles = [
+            np.asarray(grid.crop((c * side, r * side, (c + 1) * side, (r + 1) * side)))
+            for r in range(GRID_ROWS)
+            for c in range(GRID_COLS)
+        ]
+        expect(
+            all(tile.std() > 1 for tile in tiles),
+            "a picture of the grid is one flat colour: paste the pipeline's pictures, two per prompt",
+        )
         for i, j in itertools.combinations(range(len(tiles)), 2):
-            expect(not np.array_equal(tiles[i], tiles[j]),
-                   f"pictures {i} and {j} of the grid are the same picture: one call with num_images_per_prompt=2 "
-                   "draws new noise for each")
+            expect(
+                not np.array_equal(tiles[i], tiles[j]),
+                f"pictures {i} and {j} of the grid are the same picture: one call with num_images_per_prompt=2 "
+                "draws new noise for each",
+            )
 
     return run_check("ex-00-grid", prompt_rows, test)
 
@@ -86,10 +127,15 @@ def check_unet_share(unet_share: Any, pipe: Any) -> Verdict:
 
     def test(share: Any) -> None:
         expect_number(share)
-        expect(0 < share < 1, f"expected a fraction between 0 and 1 (not a percentage), got {share}")
+        expect(
+            0 < share < 1,
+            f"expected a fraction between 0 and 1 (not a percentage), got {share}",
+        )
         total = sum(parameter_count(part) for part in pipe.components.values())
         expected = parameter_count(pipe.unet) / total
-        expect(abs(share - expected) < 1e-3,
-               f"got {share:.4f}: divide the UNet's parameters by those of every component together")
+        expect(
+            abs(share - expected) < 1e-3,
+            f"got {share:.4f}: divide the UNet's parameters by those of every component together",
+        )
 
     return run_check("ex-00-unet-share", unet_share, test)

@@ -18,16 +18,27 @@ from . import Verdict, expect, expect_number, run_check
 def library_latent_mask(mask_image: Image.Image, factor: int) -> torch.Tensor:
     """The latent mask as ``StableDiffusionInpaintPipeline`` makes it: its ``mask_processor``, then
     ``prepare_mask_latents``' resize to the latent grid."""
-    processor = VaeImageProcessor(vae_scale_factor=factor, do_normalize=False, do_binarize=True,
-                                  do_convert_grayscale=True)
-    mask = processor.preprocess(mask_image, height=mask_image.height, width=mask_image.width)  # (1, 1, H, W)
-    return F.interpolate(mask, size=(mask_image.height // factor, mask_image.width // factor))
+    processor = VaeImageProcessor(
+        vae_scale_factor=factor,
+        do_normalize=False,
+        do_binarize=True,
+        do_convert_grayscale=True,
+    )
+    mask = processor.preprocess(
+        mask_image, height=mask_image.height, width=mask_image.width
+    )  # (1, 1, H, W)
+    return F.interpolate(
+        mask, size=(mask_image.height // factor, mask_image.width // factor)
+    )
 
 
 def random_masks(seed: int = 0) -> list[Image.Image]:
     """Grey-level masks of several sizes: noise, a soft blob, and hard boxes."""
     rng = np.random.default_rng(seed)
-    masks = [Image.fromarray(rng.integers(0, 256, (size, size), dtype=np.uint8)) for size in (64, 128)]
+    masks = [
+        Image.fromarray(rng.integers(0, 256, (size, size), dtype=np.uint8))
+        for size in (64, 128)
+    ]
     y, x = np.mgrid[0:64, 0:64]
     blob = 255 * np.exp(-((x - 30) ** 2 + (y - 36) ** 2) / 300)
     box = np.zeros((96, 96), np.uint8)
@@ -39,16 +50,29 @@ def check_latent_mask(my_latent_mask: Any) -> Verdict:
     """A function (mask picture, factor) -> the 0/1 latent mask (1, 1, H/factor, W/factor), as the library's."""
 
     def test(fn: Any) -> None:
-        expect(callable(fn), f"expected a function of (mask_image, factor), got {type(fn).__name__}")
+        expect(
+            callable(fn),
+            f"expected a function of (mask_image, factor), got {type(fn).__name__}",
+        )
         for mask_image in random_masks():
             got, want = fn(mask_image, 8), library_latent_mask(mask_image, 8)
-            expect(isinstance(got, torch.Tensor), f"expected a tensor, got {type(got).__name__}")
-            expect(tuple(got.shape) == tuple(want.shape),
-                   f"for a {mask_image.size} mask expected shape {tuple(want.shape)}, got {tuple(got.shape)}")
-            expect(set(got.unique().tolist()) <= {0.0, 1.0},
-                   "the mask must hold only 0 and 1: round each pixel at one half before shrinking")
-            expect(torch.equal(got.float(), want), "the mask differs from the library's: round at one half "
-                                                   "(>= 0.5 is 1), then take the nearest pixel, not an average")
+            expect(
+                isinstance(got, torch.Tensor),
+                f"expected a tensor, got {type(got).__name__}",
+            )
+            expect(
+                tuple(got.shape) == tuple(want.shape),
+                f"for a {mask_image.size} mask expected shape {tuple(want.shape)}, got {tuple(got.shape)}",
+            )
+            expect(
+                set(got.unique().tolist()) <= {0.0, 1.0},
+                "the mask must hold only 0 and 1: round each pixel at one half before shrinking",
+            )
+            expect(
+                torch.equal(got.float(), want),
+                "the mask differs from the library's: round at one half "
+                "(>= 0.5 is 1), then take the nearest pixel, not an average",
+            )
 
     return run_check("ex-09-latent-mask", my_latent_mask, test)
 
@@ -58,23 +82,51 @@ def residual_value_count(controlnet: ControlNetModel, size: int) -> int:
     """How many numbers ``controlnet`` adds to its UNet for one latent picture of ``size`` pixels a side."""
     parameter = next(controlnet.parameters())
     latent = size // 8
-    latents = torch.zeros(1, controlnet.config.in_channels, latent, latent, device=parameter.device,
-                          dtype=parameter.dtype)
-    embeds = torch.zeros(1, 77, controlnet.config.cross_attention_dim, device=parameter.device, dtype=parameter.dtype)
-    condition = torch.zeros(1, 3, size, size, device=parameter.device, dtype=parameter.dtype)
-    down, mid = controlnet(latents, 500, encoder_hidden_states=embeds, controlnet_cond=condition, return_dict=False)
+    latents = torch.zeros(
+        1,
+        controlnet.config.in_channels,
+        latent,
+        latent,
+        device=parameter.device,
+        dtype=parameter.dtype,
+    )
+    embeds = torch.zeros(
+        1,
+        77,
+        controlnet.config.cross_attention_dim,
+        device=parameter.device,
+        dtype=parameter.dtype,
+    )
+    condition = torch.zeros(
+        1, 3, size, size, device=parameter.device, dtype=parameter.dtype
+    )
+    down, mid = controlnet(
+        latents,
+        500,
+        encoder_hidden_states=embeds,
+        controlnet_cond=condition,
+        return_dict=False,
+    )
     return sum(r.numel() for r in down) + mid.numel()
 
 
-def check_residual_values(answer: Any, controlnet: ControlNetModel, size: int) -> Verdict:
+def check_residual_values(
+    answer: Any, controlnet: ControlNetModel, size: int
+) -> Verdict:
     """The number of values of all the ControlNet's residuals for one latent picture of the chapter's size."""
 
     def test(value: Any) -> None:
         expect_number(value, "an int (use `.numel()` and `sum`)")
         want = residual_value_count(controlnet, size)
-        expect(value != 2 * want, "that counts the doubled batch of classifier-free guidance: count one picture")
-        expect(value == want, f"expected {want:,}, got {value:,}: add the numel() of every down residual and of "
-                              "the middle residual")
+        expect(
+            value != 2 * want,
+            "that counts the doubled batch of classifier-free guidance: count one picture",
+        )
+        expect(
+            value == want,
+            f"expected {want:,}, got {value:,}: add the numel() of every down residual and of "
+            "the middle residual",
+        )
 
     return run_check("ex-09-residual-values", answer, test)
 
@@ -92,9 +144,18 @@ def check_extra_parameters(answer: Any) -> Verdict:
     def test(value: Any) -> None:
         expect_number(value, "an int")
         want = extra_conv_in_parameters()
-        expect(value != want // 9, "a convolution has a weight for every position of its 3x3 kernel")
-        expect(value != want * 9 // 5, "that is the whole of the inpainting conv_in's weight: count the difference")
-        expect(value == want, f"expected {want:,}, got {value:,}: (extra input channels) x (output channels) x "
-                              "(kernel positions); the bias does not change")
+        expect(
+            value != want // 9,
+            "a convolution has a weight for every position of its 3x3 kernel",
+        )
+        expect(
+            value != want * 9 // 5,
+            "that is the whole of the inpainting conv_in's weight: count the difference",
+        )
+        expect(
+            value == want,
+            f"expected {want:,}, got {value:,}: (extra input channels) x (output channels) x "
+            "(kernel positions); the bias does not change",
+        )
 
     return run_check("ex-09-extra-weights", answer, test)

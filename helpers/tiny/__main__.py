@@ -54,40 +54,78 @@ def train(config: TinyConfig) -> dict[str, list[float]]:
     save_pipeline(vae, clip, unet, tokenizer_dir, config.out_dir, config.image_size)
     check_loads_correctly(config.out_dir)
     minutes = (time.time() - start) / 60
-    print(f"wrote {config.out_dir} ({folder_size_mb(config.out_dir):.1f} MB) in {minutes:.1f} min, "
-          f"scaling_factor {vae.config.scaling_factor:.4f}; the judge's shapes: {judge_accuracy:.1%} right")
+    print(
+        f"wrote {config.out_dir} ({folder_size_mb(config.out_dir):.1f} MB) in {minutes:.1f} min, "
+        f"scaling_factor {vae.config.scaling_factor:.4f}; the judge's shapes: {judge_accuracy:.1%} right"
+    )
     return losses
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m helpers.tiny", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    train_parser = sub.add_parser("train", help="train tiny-shapes-sd from scratch (resumes from checkpoints)")
-    train_parser.add_argument("--quick", action="store_true",
-                              help="a few steps of each part, into its own folders (~/.cache/sd-book/"
-                                   "tiny-shapes-sd-quick): it never touches a full run's checkpoints")
-    train_parser.add_argument("--out", type=Path, help="pipeline folder to write (default: the shipped one, or "
-                                                       "the quick work folder's model/ with --quick)")
-    train_parser.add_argument("--workdir", type=Path, help="checkpoint folder (default: ~/.cache/sd-book/...)")
-    add_controlnet_arguments(sub.add_parser("controlnet", help="train the ControlNet of the shipped tiny-shapes-sd "
-                                                               "(resumes from checkpoints)"))
-    evaluate_parser = sub.add_parser("evaluate", help="print the model's evaluation figures as JSON")
-    evaluate_parser.add_argument("--model", type=Path, help="pipeline folder (default: the shipped one)")
-    evaluate_parser.add_argument("--prompts", type=int, default=64, help="number of generation prompts")
+    train_parser = sub.add_parser(
+        "train", help="train tiny-shapes-sd from scratch (resumes from checkpoints)"
+    )
+    train_parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a few steps of each part, into its own folders (~/.cache/sd-book/"
+        "tiny-shapes-sd-quick): it never touches a full run's checkpoints",
+    )
+    train_parser.add_argument(
+        "--out",
+        type=Path,
+        help="pipeline folder to write (default: the shipped one, or "
+        "the quick work folder's model/ with --quick)",
+    )
+    train_parser.add_argument(
+        "--workdir", type=Path, help="checkpoint folder (default: ~/.cache/sd-book/...)"
+    )
+    add_controlnet_arguments(
+        sub.add_parser(
+            "controlnet",
+            help="train the ControlNet of the shipped tiny-shapes-sd "
+            "(resumes from checkpoints)",
+        )
+    )
+    evaluate_parser = sub.add_parser(
+        "evaluate", help="print the model's evaluation figures as JSON"
+    )
+    evaluate_parser.add_argument(
+        "--model", type=Path, help="pipeline folder (default: the shipped one)"
+    )
+    evaluate_parser.add_argument(
+        "--prompts", type=int, default=64, help="number of generation prompts"
+    )
     args = parser.parse_args()
     if args.command == "train":
         config = TinyConfig().quick() if args.quick else TinyConfig()
         workdir = args.workdir or config.workdir
-        config = replace(config, out_dir=args.out or config.out_dir, workdir=workdir,
-                         judge_weights=workdir / "judge.safetensors" if args.quick else config.judge_weights)
+        config = replace(
+            config,
+            out_dir=args.out or config.out_dir,
+            workdir=workdir,
+            judge_weights=workdir / "judge.safetensors"
+            if args.quick
+            else config.judge_weights,
+        )
         losses = train(config)
-        print(json.dumps({part: first_and_last(values) for part, values in losses.items()}))
+        print(
+            json.dumps(
+                {part: first_and_last(values) for part, values in losses.items()}
+            )
+        )
     elif args.command == "controlnet":
         print(json.dumps(run_controlnet(args)))
     else:
         from .evaluate import evaluate
 
-        print(json.dumps(evaluate(args.model or TinyConfig().out_dir, n_prompts=args.prompts)))
+        print(
+            json.dumps(
+                evaluate(args.model or TinyConfig().out_dir, n_prompts=args.prompts)
+            )
+        )
 
 
 if __name__ == "__main__":

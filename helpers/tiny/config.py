@@ -33,7 +33,9 @@ def default_workdir(quick: bool = False) -> Path:
     """Where training keeps its checkpoints: ``$SD_BOOK_CACHE`` or ``~/.cache/sd-book``, then ``tiny-shapes-sd``, or
     ``tiny-shapes-sd-quick`` for ``--quick``, so a quick run never touches a full run's checkpoints."""
     name = "tiny-shapes-sd-quick" if quick else "tiny-shapes-sd"
-    return Path(os.environ.get("SD_BOOK_CACHE", Path.home() / ".cache" / "sd-book")) / name
+    return (
+        Path(os.environ.get("SD_BOOK_CACHE", Path.home() / ".cache" / "sd-book")) / name
+    )
 
 
 @dataclass
@@ -47,7 +49,8 @@ class TinyConfig:
     vae_batch: int = 16
     vae_lr: float = 1e-3
     vae_kl_weight: float = 1e-6
-    vae_shape_weight: float = 4.0  # shape pixels count 5x in the loss: they are few and carry the outline
+    # shape pixels count 5x in the loss: they are few and carry the outline
+    vae_shape_weight: float = 4.0
     # CLIP: the text tower is the pipeline's text encoder; its width is the UNet's cross-attention width.
     text_width: int = 64
     text_layers: int = 3
@@ -78,16 +81,31 @@ class TinyConfig:
     warmup_steps: int = 100
     seed: int = 0
     checkpoint_every: int = 500
-    device: str = field(default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu")
+    device: str = field(
+        default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu"
+    )
     workdir: Path = field(default_factory=default_workdir)
     out_dir: Path = SHIPPED_DIR
 
-    def quick(self) -> "TinyConfig":
+    def quick(self) -> TinyConfig:
         """A few steps of each part: shows the losses fall, in well under a minute."""
-        return replace(self, vae_steps=30, clip_steps=30, unet_steps=40, dataset_size=512,
-                       unet_dataset_size=512, checkpoint_every=20, vae_batch=16, clip_batch=32, unet_batch=32,
-                       warmup_steps=10, judge_examples=300, judge_steps=20, workdir=default_workdir(quick=True),
-                       out_dir=default_workdir(quick=True) / "model")
+        return replace(
+            self,
+            vae_steps=30,
+            clip_steps=30,
+            unet_steps=40,
+            dataset_size=512,
+            unet_dataset_size=512,
+            checkpoint_every=20,
+            vae_batch=16,
+            clip_batch=32,
+            unet_batch=32,
+            warmup_steps=10,
+            judge_examples=300,
+            judge_steps=20,
+            workdir=default_workdir(quick=True),
+            out_dir=default_workdir(quick=True) / "model",
+        )
 
 
 def make_vae(config: TinyConfig) -> AutoencoderKL:
@@ -108,16 +126,27 @@ def make_vae(config: TinyConfig) -> AutoencoderKL:
 def make_clip(config: TinyConfig) -> CLIPModel:
     """A small CLIP with OpenAI's 49408-token vocabulary and SD's 77 text positions."""
     clip_config = CLIPConfig(
-        text_config=dict(
-            vocab_size=49408, hidden_size=config.text_width, intermediate_size=4 * config.text_width,
-            num_hidden_layers=config.text_layers, num_attention_heads=4, max_position_embeddings=77,
-            hidden_act="quick_gelu", bos_token_id=49406, eos_token_id=49407, pad_token_id=49407,
-        ),
-        vision_config=dict(
-            image_size=config.image_size, patch_size=config.vision_patch, hidden_size=config.vision_width,
-            intermediate_size=4 * config.vision_width, num_hidden_layers=config.vision_layers,
-            num_attention_heads=4, hidden_act="quick_gelu",
-        ),
+        text_config={
+            "vocab_size": 49408,
+            "hidden_size": config.text_width,
+            "intermediate_size": 4 * config.text_width,
+            "num_hidden_layers": config.text_layers,
+            "num_attention_heads": 4,
+            "max_position_embeddings": 77,
+            "hidden_act": "quick_gelu",
+            "bos_token_id": 49406,
+            "eos_token_id": 49407,
+            "pad_token_id": 49407,
+        },
+        vision_config={
+            "image_size": config.image_size,
+            "patch_size": config.vision_patch,
+            "hidden_size": config.vision_width,
+            "intermediate_size": 4 * config.vision_width,
+            "num_hidden_layers": config.vision_layers,
+            "num_attention_heads": 4,
+            "hidden_act": "quick_gelu",
+        },
         projection_dim=config.text_width,
     )
     return CLIPModel(clip_config)

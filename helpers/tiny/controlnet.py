@@ -18,8 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import (ControlNetModel, DDPMScheduler, StableDiffusionControlNetPipeline, StableDiffusionPipeline,
-                       UNet2DConditionModel)
+from diffusers import (
+    ControlNetModel,
+    DDPMScheduler,
+    StableDiffusionControlNetPipeline,
+    StableDiffusionPipeline,
+    UNet2DConditionModel,
+)
 from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
 
 from .. import shapes
@@ -35,7 +40,9 @@ CONTROLNET_DIR = Path(__file__).resolve().parent.parent / "tiny_controlnet"
 def default_workdir(quick: bool = False) -> Path:
     """Checkpoints live beside tiny-shapes-sd's: ``$SD_BOOK_CACHE`` or ``~/.cache/sd-book``."""
     name = "tiny-controlnet-quick" if quick else "tiny-controlnet"
-    return Path(os.environ.get("SD_BOOK_CACHE", Path.home() / ".cache" / "sd-book")) / name
+    return (
+        Path(os.environ.get("SD_BOOK_CACHE", Path.home() / ".cache" / "sd-book")) / name
+    )
 
 
 @dataclass
@@ -53,20 +60,36 @@ class ControlNetConfig:
     warmup_steps: int = 100
     checkpoint_every: int = 250
     seed: int = 0
-    device: str = field(default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu")
+    device: str = field(
+        default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu"
+    )
     model_dir: Path = SHIPPED_DIR  # the frozen tiny-shapes-sd it controls
     workdir: Path = field(default_factory=default_workdir)
     out_dir: Path = CONTROLNET_DIR
 
-    def quick(self) -> "ControlNetConfig":
+    def quick(self) -> ControlNetConfig:
         """A few steps on a few pictures: shows the loop runs and resumes, in well under a minute."""
-        return replace(self, steps=20, batch=8, dataset_size=256, warmup_steps=5, checkpoint_every=10,
-                       workdir=default_workdir(quick=True), out_dir=default_workdir(quick=True) / "controlnet")
+        return replace(
+            self,
+            steps=20,
+            batch=8,
+            dataset_size=256,
+            warmup_steps=5,
+            checkpoint_every=10,
+            workdir=default_workdir(quick=True),
+            out_dir=default_workdir(quick=True) / "controlnet",
+        )
 
     def loop_config(self) -> TinyConfig:
         """The settings ``run_loop`` reads (warm-up, checkpoints, device, folder), the optimiser's others shared."""
-        return replace(TinyConfig(), warmup_steps=self.warmup_steps, checkpoint_every=self.checkpoint_every,
-                       seed=self.seed, device=self.device, workdir=self.workdir)
+        return replace(
+            TinyConfig(),
+            warmup_steps=self.warmup_steps,
+            checkpoint_every=self.checkpoint_every,
+            seed=self.seed,
+            device=self.device,
+            workdir=self.workdir,
+        )
 
 
 @dataclass
@@ -84,9 +107,16 @@ def outline_dataset(n: int, seed: int, vae: torch.nn.Module) -> OutlineDataset:
     rng = random.Random(seed)
     scenes = [shapes.random_scene(rng) for _ in range(n)]
     seeds = [rng.randrange(2**31) for _ in range(n)]
-    pictures = np.stack([np.asarray(shapes.render(s, seed=k)) for s, k in zip(scenes, seeds)])
-    outlines = [outline_picture(s.shape, shapes.layout(s, random.Random(k))) for s, k in zip(scenes, seeds)]
-    conditions = torch.from_numpy(np.stack([np.asarray(o)[..., 0] for o in outlines])).unsqueeze(1)  # uint8: 4x less
+    pictures = np.stack(
+        [np.asarray(shapes.render(s, seed=k)) for s, k in zip(scenes, seeds)]
+    )
+    outlines = [
+        outline_picture(s.shape, shapes.layout(s, random.Random(k)))
+        for s, k in zip(scenes, seeds)
+    ]
+    conditions = torch.from_numpy(
+        np.stack([np.asarray(o)[..., 0] for o in outlines])
+    ).unsqueeze(1)  # uint8: 4x less
     return OutlineDataset(encode_dataset(vae, pictures), conditions, scenes)
 
 
@@ -95,33 +125,60 @@ def condition_batch(conditions: torch.Tensor, index: torch.Tensor) -> torch.Tens
     return (conditions[index].float() / 255).expand(-1, 3, -1, -1)
 
 
-def training_caption(scene: shapes.Scene, rng: random.Random, uncond_prob: float, other_shape_prob: float) -> str:
+def training_caption(
+    scene: shapes.Scene, rng: random.Random, uncond_prob: float, other_shape_prob: float
+) -> str:
     """A caption for a training picture: empty, or true of it, or true but for the shape, which another names."""
     if rng.random() < uncond_prob:
         return ""
     if rng.random() < other_shape_prob:
-        scene = shapes.with_attribute(scene, "shape", rng.choice([s for s in shapes.SHAPES if s != scene.shape]))
+        scene = shapes.with_attribute(
+            scene, "shape", rng.choice([s for s in shapes.SHAPES if s != scene.shape])
+        )
     return shapes.caption(scene, rng)
 
 
 class ControlledUNet(torch.nn.Module):
     """The frozen UNet with the ControlNet's residuals added, called as a UNet is: ``diffusion_loss`` trains it."""
 
-    def __init__(self, unet: UNet2DConditionModel, controlnet: ControlNetModel, condition: torch.Tensor) -> None:
+    def __init__(
+        self,
+        unet: UNet2DConditionModel,
+        controlnet: ControlNetModel,
+        condition: torch.Tensor,
+    ) -> None:
         super().__init__()
         self.unet, self.controlnet, self.condition = unet, controlnet, condition
 
-    def forward(self, sample: torch.Tensor, timestep: torch.Tensor,
-                encoder_hidden_states: torch.Tensor) -> UNet2DConditionOutput:
-        down, mid = self.controlnet(sample, timestep, encoder_hidden_states=encoder_hidden_states,
-                                    controlnet_cond=self.condition, return_dict=False)
-        return self.unet(sample, timestep, encoder_hidden_states=encoder_hidden_states,
-                         down_block_additional_residuals=down, mid_block_additional_residual=mid)
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+    ) -> UNet2DConditionOutput:
+        down, mid = self.controlnet(
+            sample,
+            timestep,
+            encoder_hidden_states=encoder_hidden_states,
+            controlnet_cond=self.condition,
+            return_dict=False,
+        )
+        return self.unet(
+            sample,
+            timestep,
+            encoder_hidden_states=encoder_hidden_states,
+            down_block_additional_residuals=down,
+            mid_block_additional_residual=mid,
+        )
 
 
-def make_controlnet(unet: UNet2DConditionModel, config: ControlNetConfig) -> ControlNetModel:
+def make_controlnet(
+    unet: UNet2DConditionModel, config: ControlNetConfig
+) -> ControlNetModel:
     """A ControlNet that starts as a copy of the UNet's down and middle blocks, its zero convolutions at zero."""
-    return ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=config.conditioning_channels)
+    return ControlNetModel.from_unet(
+        unet, conditioning_embedding_out_channels=config.conditioning_channels
+    )
 
 
 def train_controlnet(config: ControlNetConfig) -> tuple[ControlNetModel, list[float]]:
@@ -138,15 +195,27 @@ def train_controlnet(config: ControlNetConfig) -> tuple[ControlNetModel, list[fl
 
     def loss() -> torch.Tensor:
         index = torch.randint(0, len(data.scenes), (config.batch,))
-        mean, std = data.latent_dists[index.to(data.latent_dists.device)].unbind(dim=1)  # (B, 4, h, w) each
+        mean, std = data.latent_dists[index.to(data.latent_dists.device)].unbind(
+            dim=1
+        )  # (B, 4, h, w) each
         latents = (mean + std * torch.randn_like(std)) * pipe.vae.config.scaling_factor
-        captions = [training_caption(data.scenes[i], rng, config.uncond_prob, config.other_shape_prob)
-                    for i in index.tolist()]
+        captions = [
+            training_caption(
+                data.scenes[i], rng, config.uncond_prob, config.other_shape_prob
+            )
+            for i in index.tolist()
+        ]
         embeds = embed_captions(pipe.text_encoder, pipe.tokenizer, captions)
-        controlled = ControlledUNet(pipe.unet, controlnet, condition_batch(data.conditions, index).to(config.device))
+        controlled = ControlledUNet(
+            pipe.unet,
+            controlnet,
+            condition_batch(data.conditions, index).to(config.device),
+        )
         return diffusion_loss(controlled, noise_scheduler, latents, embeds)
 
-    losses = run_loop("controlnet", controlnet, loss, config.steps, config.lr, config.loop_config())
+    losses = run_loop(
+        "controlnet", controlnet, loss, config.steps, config.lr, config.loop_config()
+    )
     save_controlnet(controlnet, config.out_dir)
     return controlnet, losses
 
@@ -166,62 +235,104 @@ def controlnet_prompts(n: int, seed: int = 900) -> list[tuple[shapes.Scene, str,
     for i in range(n):
         scene = shapes.random_scene(rng, "heldout" if i % 2 else "train")
         scene = shapes.Scene(scene.shape, scene.color, scene.background)
-        drawn = scene.shape if i % 4 == 0 else rng.choice([s for s in shapes.SHAPES if s != scene.shape])
+        drawn = (
+            scene.shape
+            if i % 4 == 0
+            else rng.choice([s for s in shapes.SHAPES if s != scene.shape])
+        )
         prompts.append((scene, drawn, rng.randrange(2**31)))
     return prompts
 
 
 @torch.no_grad()
-def controlnet_shape_accuracy(pipe: StableDiffusionPipeline, controlnet: ControlNetModel, n: int = 32,
-                              num_inference_steps: int = 25, guidance_scale: float = 7.5) -> dict[str, float]:
+def controlnet_shape_accuracy(
+    pipe: StableDiffusionPipeline,
+    controlnet: ControlNetModel,
+    n: int = 32,
+    num_inference_steps: int = 25,
+    guidance_scale: float = 7.5,
+) -> dict[str, float]:
     """How often the judge sees the outline's shape (``controlnet_shape_acc``), and the caption's shape colour and
     background, in pictures drawn from ``n`` captions and outlines (``controlnet_prompts``), one seed each."""
-    control_pipe = StableDiffusionControlNetPipeline(**pipe.components, controlnet=controlnet,
-                                                     requires_safety_checker=False)
+    control_pipe = StableDiffusionControlNetPipeline(
+        **pipe.components, controlnet=controlnet, requires_safety_checker=False
+    )
     control_pipe.set_progress_bar_config(disable=True)
     prompts = controlnet_prompts(n)
     pictures = control_pipe(
         [shapes.caption(scene) for scene, _, _ in prompts],
         image=[random_outline(drawn, seed)[0] for _, drawn, seed in prompts],
-        num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+        num_inference_steps=num_inference_steps,
+        guidance_scale=guidance_scale,
         generator=[torch.Generator().manual_seed(i) for i in range(n)],
     ).images
     seen = judge_many(pictures)
     return {
-        "controlnet_shape_acc": float(np.mean([j.shape == drawn for j, (_, drawn, _) in zip(seen, prompts)])),
-        "controlnet_color_acc": float(np.mean([j.color == s.color for j, (s, _, _) in zip(seen, prompts)])),
-        "controlnet_background_acc": float(np.mean([j.background == s.background for j, (s, _, _) in
-                                                    zip(seen, prompts)])),
+        "controlnet_shape_acc": float(
+            np.mean([j.shape == drawn for j, (_, drawn, _) in zip(seen, prompts)])
+        ),
+        "controlnet_color_acc": float(
+            np.mean([j.color == s.color for j, (s, _, _) in zip(seen, prompts)])
+        ),
+        "controlnet_background_acc": float(
+            np.mean(
+                [j.background == s.background for j, (s, _, _) in zip(seen, prompts)]
+            )
+        ),
     }
 
 
 def train_and_report(config: ControlNetConfig) -> dict[str, float]:
     """Train (or resume), save, and score the ControlNet; returns the figures ``evaluate`` reports, and the time."""
     start = time.time()
-    controlnet, losses = train_controlnet(config)
+    _controlnet, losses = train_controlnet(config)
     minutes = (time.time() - start) / 60
-    pipe = StableDiffusionPipeline.from_pretrained(config.model_dir, safety_checker=None, feature_extractor=None,
-                                                   requires_safety_checker=False)
+    pipe = StableDiffusionPipeline.from_pretrained(
+        config.model_dir,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     shipped = ControlNetModel.from_pretrained(config.out_dir)
     figures = controlnet_shape_accuracy(pipe, shipped)
-    print(f"wrote {config.out_dir} ({folder_size_mb(config.out_dir):.1f} MB) in {minutes:.1f} min; loss "
-          f"{np.mean(losses[:20]):.4f} -> {np.mean(losses[-20:]):.4f}")
+    print(
+        f"wrote {config.out_dir} ({folder_size_mb(config.out_dir):.1f} MB) in {minutes:.1f} min; loss "
+        f"{np.mean(losses[:20]):.4f} -> {np.mean(losses[-20:]):.4f}"
+    )
     return {**figures, "minutes": round(minutes, 1)}
 
 
 def add_controlnet_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``python -m helpers.tiny controlnet``."""
-    parser.add_argument("--quick", action="store_true", help="a few steps, into its own folders "
-                        "(~/.cache/sd-book/tiny-controlnet-quick): it never touches a full run's checkpoints")
-    parser.add_argument("--model", type=Path, help="the pipeline folder it controls (default: the shipped one)")
-    parser.add_argument("--out", type=Path, help="ControlNet folder to write (default: the shipped one, or the "
-                                                 "quick work folder's controlnet/ with --quick)")
-    parser.add_argument("--workdir", type=Path, help="checkpoint folder (default: ~/.cache/sd-book/...)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a few steps, into its own folders "
+        "(~/.cache/sd-book/tiny-controlnet-quick): it never touches a full run's checkpoints",
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        help="the pipeline folder it controls (default: the shipped one)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="ControlNet folder to write (default: the shipped one, or the "
+        "quick work folder's controlnet/ with --quick)",
+    )
+    parser.add_argument(
+        "--workdir", type=Path, help="checkpoint folder (default: ~/.cache/sd-book/...)"
+    )
 
 
 def run_controlnet(args: argparse.Namespace) -> dict[str, float]:
     """Train, save and score the ControlNet as the command line asks; returns its figures."""
     config = ControlNetConfig().quick() if args.quick else ControlNetConfig()
-    config = replace(config, model_dir=args.model or config.model_dir, out_dir=args.out or config.out_dir,
-                     workdir=args.workdir or config.workdir)
+    config = replace(
+        config,
+        model_dir=args.model or config.model_dir,
+        out_dir=args.out or config.out_dir,
+        workdir=args.workdir or config.workdir,
+    )
     return train_and_report(config)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -48,8 +48,13 @@ def learning_rate(step: int, steps: int, base: float, warmup: int) -> float:
     return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor, grad_clip: float,
-               ema: EMAModel | None = None) -> None:
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss: torch.Tensor,
+    grad_clip: float,
+    ema: EMAModel | None = None,
+) -> None:
     """One optimiser step on ``loss``: gradients, clipped to norm ``grad_clip``, then the update, then the EMA."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -59,10 +64,19 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: t
         ema.step(model.parameters())
 
 
-def run_loop(name: str, model: torch.nn.Module, loss_fn: Callable[[], torch.Tensor], steps: int, lr: float,
-             config: TinyConfig, ema: EMAModel | None = None) -> list[float]:
+def run_loop(
+    name: str,
+    model: torch.nn.Module,
+    loss_fn: Callable[[], torch.Tensor],
+    steps: int,
+    lr: float,
+    config: TinyConfig,
+    ema: EMAModel | None = None,
+) -> list[float]:
     """Optimise ``loss_fn`` for ``steps`` steps with AdamW; checkpoints to ``workdir/name.pt`` and resumes from it."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=lr, weight_decay=config.weight_decay
+    )
     path = config.workdir / f"{name}.pt"
     start, losses = 0, []
     if path.exists():
@@ -72,25 +86,40 @@ def run_loop(name: str, model: torch.nn.Module, loss_fn: Callable[[], torch.Tens
         if ema is not None:
             ema.load_state_dict(state["ema"])
         start, losses = state["step"], state["losses"]
-    for step in tqdm(range(start, steps), desc=f"training {name}", initial=start, total=steps, mininterval=5):
+    for step in tqdm(
+        range(start, steps),
+        desc=f"training {name}",
+        initial=start,
+        total=steps,
+        mininterval=5,
+    ):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, steps, lr, config.warmup_steps)
         loss = loss_fn()
         train_step(model, optimizer, loss, config.grad_clip, ema)
         losses.append(loss.item())
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == steps:
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1,
-                     "losses": losses, "ema": ema.state_dict() if ema is not None else None}
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "step": step + 1,
+                "losses": losses,
+                "ema": ema.state_dict() if ema is not None else None,
+            }
             torch.save(state, path)
     return losses
 
 
-def vae_loss(vae: AutoencoderKL, pixels: torch.Tensor, config: TinyConfig) -> torch.Tensor:
+def vae_loss(
+    vae: AutoencoderKL, pixels: torch.Tensor, config: TinyConfig
+) -> torch.Tensor:
     """Reconstruction error, with the shape's pixels weighted up, plus a small KL term."""
     posterior = vae.encode(pixels).latent_dist  # latents (B, 4, h, w)
     reconstruction = vae.decode(posterior.sample()).sample  # (B, 3, H, W)
     weight = 1 + config.vae_shape_weight * foreground_mask(pixels)
-    return (weight * (reconstruction - pixels) ** 2).mean() + config.vae_kl_weight * posterior.kl().mean()
+    return (
+        weight * (reconstruction - pixels) ** 2
+    ).mean() + config.vae_kl_weight * posterior.kl().mean()
 
 
 def train_vae(config: TinyConfig) -> list[float]:
@@ -101,7 +130,9 @@ def train_vae(config: TinyConfig) -> list[float]:
 
     def loss() -> torch.Tensor:
         index = torch.randint(0, len(pictures), (config.vae_batch,))
-        return vae_loss(vae, to_pixels(pictures[index.numpy()]).to(config.device), config)
+        return vae_loss(
+            vae, to_pixels(pictures[index.numpy()]).to(config.device), config
+        )
 
     losses = run_loop("vae", vae, loss, config.vae_steps, config.vae_lr, config)
     vae.save_pretrained(config.workdir / "vae")
@@ -117,7 +148,9 @@ def contrastive_batch(size: int, rng: random.Random) -> tuple[np.ndarray, list[s
             if (scene.color, shape, scene.background) not in shapes.HELD_OUT:
                 scenes.append(shapes.with_attribute(scene, "shape", shape))
     scenes = scenes[:size]
-    pictures = np.stack([np.asarray(shapes.render(s, seed=rng.randrange(2**31))) for s in scenes])
+    pictures = np.stack(
+        [np.asarray(shapes.render(s, seed=rng.randrange(2**31))) for s in scenes]
+    )
     return pictures, [shapes.caption(s, rng) for s in scenes]
 
 
@@ -126,10 +159,17 @@ def clip_pixel_values(pixels: torch.Tensor) -> torch.Tensor:
     return ((pixels + 1) / 2 - CLIP_MEAN.to(pixels.device)) / CLIP_STD.to(pixels.device)
 
 
-def tokenize(tokenizer: CLIPTokenizer, captions: list[str], device: str | torch.device = "cpu") -> torch.Tensor:
+def tokenize(
+    tokenizer: CLIPTokenizer, captions: list[str], device: str | torch.device = "cpu"
+) -> torch.Tensor:
     """Captions -> token ids (B, 77), padded to the tokenizer's length as SD's pipeline pads them."""
-    tokens = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                       return_tensors="pt")
+    tokens = tokenizer(
+        captions,
+        padding="max_length",
+        max_length=tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
+    )
     return tokens.input_ids.to(device)
 
 
@@ -143,71 +183,125 @@ def train_clip(config: TinyConfig, tokenizer_dir: Path) -> list[float]:
     def loss() -> torch.Tensor:
         pictures, captions = contrastive_batch(config.clip_batch, rng)
         pixel_values = clip_pixel_values(to_pixels(pictures).to(config.device))
-        return clip(input_ids=tokenize(tokenizer, captions, config.device), pixel_values=pixel_values,
-                    return_loss=True).loss
+        return clip(
+            input_ids=tokenize(tokenizer, captions, config.device),
+            pixel_values=pixel_values,
+            return_loss=True,
+        ).loss
 
     losses = run_loop("clip", clip, loss, config.clip_steps, config.clip_lr, config)
     clip.save_pretrained(config.workdir / "clip")
     return losses
 
 
-def diffusion_loss(unet: UNet2DConditionModel, noise_scheduler: DDPMScheduler, latents: torch.Tensor,
-                   text_embeddings: torch.Tensor) -> torch.Tensor:
+def diffusion_loss(
+    unet: UNet2DConditionModel,
+    noise_scheduler: DDPMScheduler,
+    latents: torch.Tensor,
+    text_embeddings: torch.Tensor,
+) -> torch.Tensor:
     """The latent diffusion loss: noise the latents at a random timestep, predict that noise, take the MSE."""
     noise = torch.randn_like(latents)  # (B, 4, h, w)
-    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(latents),), device=latents.device)
+    timesteps = torch.randint(
+        0,
+        noise_scheduler.config.num_train_timesteps,
+        (len(latents),),
+        device=latents.device,
+    )
     noisy_latents = noise_scheduler.add_noise(latents, noise, timesteps)
-    noise_pred = unet(noisy_latents, timesteps, encoder_hidden_states=text_embeddings).sample
+    noise_pred = unet(
+        noisy_latents, timesteps, encoder_hidden_states=text_embeddings
+    ).sample
     return F.mse_loss(noise_pred, noise)
 
 
 @torch.no_grad()
-def encode_dataset(vae: AutoencoderKL, pictures: np.ndarray, batch: int = 256) -> torch.Tensor:
+def encode_dataset(
+    vae: AutoencoderKL, pictures: np.ndarray, batch: int = 256
+) -> torch.Tensor:
     """The VAE's latent distribution of every picture, as mean and std stacked: (N, 2, 4, h, w)."""
     device = vae.device
     parts = []
     for start in range(0, len(pictures), batch):
-        dist = vae.encode(to_pixels(pictures[start : start + batch]).to(device)).latent_dist
+        dist = vae.encode(
+            to_pixels(pictures[start : start + batch]).to(device)
+        ).latent_dist
         parts.append(torch.stack([dist.mean, dist.std], dim=1))
     return torch.cat(parts)
 
 
-def sample_batch(latent_dists: torch.Tensor, scenes: list[shapes.Scene], batch_size: int, scaling_factor: float,
-                 uncond_prob: float, rng: random.Random) -> tuple[torch.Tensor, list[str]]:
+def sample_batch(
+    latent_dists: torch.Tensor,
+    scenes: list[shapes.Scene],
+    batch_size: int,
+    scaling_factor: float,
+    uncond_prob: float,
+    rng: random.Random,
+) -> tuple[torch.Tensor, list[str]]:
     """A training batch: latents drawn from the distributions of ``batch_size`` random pictures and scaled, and
     their captions, each one left empty with probability ``uncond_prob`` (caption dropout)."""
     index = torch.randint(0, len(scenes), (batch_size,))
-    mean, std = latent_dists[index.to(latent_dists.device)].unbind(dim=1)  # (B, 4, h, w) each
+    mean, std = latent_dists[index.to(latent_dists.device)].unbind(
+        dim=1
+    )  # (B, 4, h, w) each
     latents = (mean + std * torch.randn_like(std)) * scaling_factor
-    captions = ["" if rng.random() < uncond_prob else shapes.caption(scenes[i], rng) for i in index.tolist()]
+    captions = [
+        "" if rng.random() < uncond_prob else shapes.caption(scenes[i], rng)
+        for i in index.tolist()
+    ]
     return latents, captions
 
 
 @torch.no_grad()
-def embed_captions(text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer, captions: list[str]) -> torch.Tensor:
+def embed_captions(
+    text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer, captions: list[str]
+) -> torch.Tensor:
     """Captions -> the text encoder's ``last_hidden_state`` (B, 77, d), which the UNet attends to."""
-    return text_encoder(tokenize(tokenizer, captions, text_encoder.device)).last_hidden_state
+    return text_encoder(
+        tokenize(tokenizer, captions, text_encoder.device)
+    ).last_hidden_state
 
 
-def train_unet(config: TinyConfig, vae: AutoencoderKL, text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer,
-               unet: UNet2DConditionModel | None = None, steps: int | None = None,
-               name: str = "unet") -> tuple[UNet2DConditionModel, list[float]]:
+def train_unet(
+    config: TinyConfig,
+    vae: AutoencoderKL,
+    text_encoder: CLIPTextModel,
+    tokenizer: CLIPTokenizer,
+    unet: UNet2DConditionModel | None = None,
+    steps: int | None = None,
+    name: str = "unet",
+) -> tuple[UNet2DConditionModel, list[float]]:
     """Train a new UNet (or go on training ``unet``) on scaled latents of rendered shapes, with ``uncond_prob`` empty
     captions; returns it with its EMA weights applied."""
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
-    pictures, scenes = shapes.make_dataset(config.unet_dataset_size, seed=config.seed + 1)
+    pictures, scenes = shapes.make_dataset(
+        config.unet_dataset_size, seed=config.seed + 1
+    )
     latent_dists = encode_dataset(vae, pictures)  # (N, 2, 4, h, w)
     noise_scheduler = DDPMScheduler.from_config(SD15_SCHEDULER_CONFIG)
     unet = (unet or make_unet(config)).to(config.device)
     ema = EMAModel(unet.parameters(), decay=config.ema_decay)
 
     def loss() -> torch.Tensor:
-        latents, captions = sample_batch(latent_dists, scenes, config.unet_batch, vae.config.scaling_factor,
-                                         config.uncond_prob, rng)
-        return diffusion_loss(unet, noise_scheduler, latents, embed_captions(text_encoder, tokenizer, captions))
+        latents, captions = sample_batch(
+            latent_dists,
+            scenes,
+            config.unet_batch,
+            vae.config.scaling_factor,
+            config.uncond_prob,
+            rng,
+        )
+        return diffusion_loss(
+            unet,
+            noise_scheduler,
+            latents,
+            embed_captions(text_encoder, tokenizer, captions),
+        )
 
-    losses = run_loop(name, unet, loss, steps or config.unet_steps, config.unet_lr, config, ema=ema)
+    losses = run_loop(
+        name, unet, loss, steps or config.unet_steps, config.unet_lr, config, ema=ema
+    )
     ema.copy_to(unet.parameters())
     return unet, losses
 
@@ -216,17 +310,30 @@ def train_unet(config: TinyConfig, vae: AutoencoderKL, text_encoder: CLIPTextMod
 def latent_scaling_factor(vae: AutoencoderKL, config: TinyConfig) -> float:
     """1 / std of latents over held-out pictures, so scaled latents have unit variance (SD's is 0.18215)."""
     pictures, _ = shapes.make_dataset(1024, seed=config.seed + 2, split="heldout")
-    return 1.0 / vae.encode(to_pixels(pictures).to(vae.device)).latent_dist.sample().std().item()
+    return (
+        1.0
+        / vae.encode(to_pixels(pictures).to(vae.device))
+        .latent_dist.sample()
+        .std()
+        .item()
+    )
 
 
-def _train_in_subprocess(part: str, config: TinyConfig, tokenizer_dir: Path) -> list[float]:
+def _train_in_subprocess(
+    part: str, config: TinyConfig, tokenizer_dir: Path
+) -> list[float]:
     """One thread for each of the two small models trained side by side: it beats two threads for each in turn."""
     torch.set_num_threads(1)
     return train_vae(config) if part == "vae" else train_clip(config, tokenizer_dir)
 
 
-def train_vae_and_clip(config: TinyConfig, tokenizer_dir: Path) -> dict[str, list[float]]:
+def train_vae_and_clip(
+    config: TinyConfig, tokenizer_dir: Path
+) -> dict[str, list[float]]:
     """Train the VAE and CLIP at the same time in two processes; returns each one's losses."""
     with ProcessPoolExecutor(max_workers=2, mp_context=get_context("spawn")) as pool:
-        futures = {part: pool.submit(_train_in_subprocess, part, config, tokenizer_dir) for part in ("vae", "clip")}
+        futures = {
+            part: pool.submit(_train_in_subprocess, part, config, tokenizer_dir)
+            for part in ("vae", "clip")
+        }
         return {part: future.result() for part, future in futures.items()}
