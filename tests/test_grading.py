@@ -38,7 +38,7 @@ from helpers.grading import (
     find_submissions,
 )
 
-TIMEOUT = 120  # seconds per run of a notebook: ample for the sample on a busy machine; what the looper costs
+TIMEOUT = 30  # seconds per run of a notebook: ten times what the sample takes on a busy machine; what the looper costs
 LOOP_FOREVER = "import time\nwhile True:\n    try:\n        time.sleep(0.1)\n    except BaseException:\n        pass"
 PATCH_THE_CHECKS = """import helpers.checks
 helpers.checks.run_check = lambda label, answer, test: print(f"[{label}] PASS")

@@ -176,3 +176,24 @@ def test_animations_on_the_page_are_animated(site, page):
     html = (ensure_built() / page).with_suffix(".html")
     for source in re.findall(r'<img[^>]+src="([^"]+\.gif)"', html.read_text()):
         assert Image.open(html.parent / source).n_frames > 1, source
+
+
+OPEN_SOLUTIONS = (
+    "document.querySelectorAll('button.toggle-button').forEach(b => b.click());"
+)
+# Each code cell's input that is wider than its box: its first line, and both widths in pixels.
+WIDE_CODE = """
+return Array.from(document.querySelectorAll('div.cell_input pre'))
+  .filter(pre => pre.scrollWidth > pre.clientWidth)
+  .map(pre => [pre.textContent.split('\\n')[0], pre.scrollWidth, pre.clientWidth]);
+"""
+
+
+@pytest.mark.parametrize("page", PAGES[:-2], ids=lambda page: page.name)
+def test_no_code_cell_scrolls_sideways(browser, site, page):
+    """In a 1280-px window every code cell fits its column, solutions' included (ruff formats at 88 columns;
+    _static/code-width.css makes the column that wide)."""
+    open_page(browser, site, page)
+    browser.execute_script(OPEN_SOLUTIONS)
+    wait_for(browser, "return !document.querySelector('.toggle-hidden')", 10)
+    assert browser.execute_script(WIDE_CODE) == []
