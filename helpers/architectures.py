@@ -165,9 +165,11 @@ def flow_match_step(
 ) -> torch.Tensor:
     """One Euler step of rectified flow from noise level ``sigma`` to ``sigma_next``.
 
-    The model predicts the velocity v = noise - x_0 of the straight path x_sigma = (1 - sigma) x_0 + sigma noise,
-    so moving along it is x_next = x + (sigma_next - sigma) v. Like the library, the sum is taken in float32 (a
-    half-precision model's small steps would otherwise round away) and the result has the model's dtype.
+    The model predicts the velocity v = noise - x_0 of the straight path
+    x_sigma = (1 - sigma) x_0 + sigma noise, so moving along it is
+    x_next = x + (sigma_next - sigma) v. Like the library, the sum is taken in float32
+    (a half-precision model's small steps would otherwise round away) and the result
+    has the model's dtype.
     """
     # (B, C, h, w), float32
     next_latents = latents.float() + (sigma_next - sigma) * velocity

@@ -55,7 +55,8 @@ def train_step(
     grad_clip: float,
     ema: EMAModel | None = None,
 ) -> None:
-    """One optimiser step on ``loss``: gradients, clipped to norm ``grad_clip``, then the update, then the EMA."""
+    """One optimiser step on ``loss``: gradients, clipped to norm ``grad_clip``,
+    then the update, then the EMA."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -200,7 +201,8 @@ def diffusion_loss(
     latents: torch.Tensor,
     text_embeddings: torch.Tensor,
 ) -> torch.Tensor:
-    """The latent diffusion loss: noise the latents at a random timestep, predict that noise, take the MSE."""
+    """The latent diffusion loss: noise the latents at a random timestep, predict
+    that noise, take the MSE."""
     noise = torch.randn_like(latents)  # (B, 4, h, w)
     timesteps = torch.randint(
         0,
@@ -238,12 +240,12 @@ def sample_batch(
     uncond_prob: float,
     rng: random.Random,
 ) -> tuple[torch.Tensor, list[str]]:
-    """A training batch: latents drawn from the distributions of ``batch_size`` random pictures and scaled, and
-    their captions, each one left empty with probability ``uncond_prob`` (caption dropout)."""
+    """A training batch: latents drawn from the distributions of ``batch_size``
+    random pictures and scaled, and their captions, each one left empty with
+    probability ``uncond_prob`` (caption dropout)."""
     index = torch.randint(0, len(scenes), (batch_size,))
-    mean, std = latent_dists[index.to(latent_dists.device)].unbind(
-        dim=1
-    )  # (B, 4, h, w) each
+    # (B, 4, h, w) each
+    mean, std = latent_dists[index.to(latent_dists.device)].unbind(dim=1)
     latents = (mean + std * torch.randn_like(std)) * scaling_factor
     captions = [
         "" if rng.random() < uncond_prob else shapes.caption(scenes[i], rng)
