@@ -25,7 +25,8 @@ import transformers
 from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-from .models import REAL_MODEL_ID, SD15_CONFIG_DIR, sd15_config
+from .models import REAL_MODEL_ID
+from .sd15 import SD15_CONFIG_DIR, sd15_config
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 MODELS = ("sd15", "sd2", "sdxl", "sdxl_refiner", "sd3", "flux")
@@ -137,11 +138,6 @@ def build_scheduler(model: str, **overrides: Any) -> SchedulerMixin:
     """The model's published scheduler (schedulers hold no weights, so it is a real one)."""
     config = architecture_config(model, SCHEDULER, **overrides)
     return getattr(diffusers, config["_class_name"]).from_config(config)
-
-
-def parameter_count(module: torch.nn.Module) -> int:
-    """Number of parameters (shared ones once)."""
-    return sum(p.numel() for p in module.parameters())
 
 
 def published_size_agrees(

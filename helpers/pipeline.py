@@ -19,8 +19,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from .images import vae_scale_factor
-from .latents import decode_latents
+from .latents import decode_latents, vae_scale_factor
 
 StepCallback = Callable[[int, torch.Tensor, object], None]
 Generators = torch.Generator | list[torch.Generator] | None

@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from .. import shapes
-from .config import SD15_SCHEDULER_CONFIG, TinyConfig, make_clip, make_unet, make_vae
+from ..sd15 import sd15_config
+from .config import TinyConfig, make_clip, make_unet, make_vae
 
 # OpenAI CLIP's pixel normalisation, which CLIPImageProcessor applies too.
 CLIP_MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
@@ -281,7 +282,7 @@ def train_unet(
         config.unet_dataset_size, seed=config.seed + 1
     )
     latent_dists = encode_dataset(vae, pictures)  # (N, 2, 4, h, w)
-    noise_scheduler = DDPMScheduler.from_config(SD15_SCHEDULER_CONFIG)
+    noise_scheduler = DDPMScheduler.from_config(sd15_config("scheduler"))
     unet = (unet or make_unet(config)).to(config.device)
     ema = EMAModel(unet.parameters(), decay=config.ema_decay)
 
