@@ -5,17 +5,8 @@ chapters import what earlier ones built step by step, so each piece exists once.
 """
 
 from .device import Measurement, measure, pick_device, pick_dtype
-from .images import (
-    image_grid,
-    load_sample_image,
-    markdown_table,
-    numpy_to_pil,
-    preprocess,
-    show_images,
-    to_pil,
-    vae_scale_factor,
-)
-from .latents import decode_latents, encode_image
+from .images import image_grid, load_sample_image, numpy_to_pil, show_images, to_pil
+from .latents import decode_latents, encode_image, preprocess, vae_scale_factor
 from .models import (
     REAL_CLIP_ID,
     REAL_MODEL_ID,
@@ -25,9 +16,10 @@ from .models import (
     load_component,
     load_pipeline,
     resolve_model,
-    sd15_config,
 )
 from .quiet import quiet_libraries
+from .sd15 import sd15_config
+from .tables import markdown_table
 
 __all__ = [
     "REAL_CLIP_ID",

@@ -25,7 +25,8 @@ import transformers
 from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-from .models import REAL_MODEL_ID, SD15_CONFIG_DIR, sd15_config
+from .models import REAL_MODEL_ID
+from .sd15 import SD15_CONFIG_DIR, sd15_config
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 MODELS = ("sd15", "sd2", "sdxl", "sdxl_refiner", "sd3", "flux")
@@ -139,11 +140,6 @@ def build_scheduler(model: str, **overrides: Any) -> SchedulerMixin:
     return getattr(diffusers, config["_class_name"]).from_config(config)
 
 
-def parameter_count(module: torch.nn.Module) -> int:
-    """Number of parameters (shared ones once)."""
-    return sum(p.numel() for p in module.parameters())
-
-
 def published_size_agrees(
     size: PublishedSize, counts: dict[tuple[str, str], int]
 ) -> bool:
@@ -165,9 +161,11 @@ def flow_match_step(
 ) -> torch.Tensor:
     """One Euler step of rectified flow from noise level ``sigma`` to ``sigma_next``.
 
-    The model predicts the velocity v = noise - x_0 of the straight path x_sigma = (1 - sigma) x_0 + sigma noise,
-    so moving along it is x_next = x + (sigma_next - sigma) v. Like the library, the sum is taken in float32 (a
-    half-precision model's small steps would otherwise round away) and the result has the model's dtype.
+    The model predicts the velocity v = noise - x_0 of the straight path
+    x_sigma = (1 - sigma) x_0 + sigma noise, so moving along it is
+    x_next = x + (sigma_next - sigma) v. Like the library, the sum is taken in float32
+    (a half-precision model's small steps would otherwise round away) and the result
+    has the model's dtype.
     """
     # (B, C, h, w), float32
     next_latents = latents.float() + (sigma_next - sigma) * velocity

@@ -188,8 +188,9 @@ def show_token_maps(
     title: str | None = None,
     max_cols: int = 8,
     size: float = 2.2,
-) -> plt.Figure:
-    """The picture, then one panel per map (tokens, H, W) over a grey copy of it, each stretched to its own range."""
+) -> None:
+    """The picture, then one panel per map (tokens, H, W) over a grey copy of it, each stretched to its own range;
+    displayed at once, like ``show_images``."""
     rows, cols = grid_shape(
         len(titles) + 1, rows=math.ceil((len(titles) + 1) / max_cols)
     )
@@ -213,4 +214,4 @@ def show_token_maps(
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    return figure
+    plt.show()

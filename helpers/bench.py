@@ -14,87 +14,18 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
 import torch
-from diffusers import (
-    AutoencoderKL,
-    PNDMScheduler,
-    StableDiffusionPipeline,
-    UNet2DConditionModel,
-)
-from PIL import Image
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from diffusers import StableDiffusionPipeline
 
 from .cli import whole_number_at_least_1
-from .models import (
-    ModelChoice,
-    load_component,
-    load_pipeline,
-    resolve_model,
-    sd15_config,
-)
+from .compare import max_pixel_diff
+from .models import load_pipeline, resolve_model
 from .pipeline import generate
-from .tiny.config import SD15_SCHEDULER_CONFIG
-
-
-def max_pixel_diff(images: Sequence[Image.Image], others: Sequence[Image.Image]) -> int:
-    """The largest difference of any channel of any pixel between two lists of same-sized pictures (0-255)."""
-    if len(images) != len(others):
-        raise ValueError(f"{len(images)} pictures against {len(others)}")
-    return max(
-        int(np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)).max())
-        for a, b in zip(images, others)
-    )
-
-
-def sd15_sized_pipeline(
-    choice: ModelChoice | None = None, seed: int = 0
-) -> StableDiffusionPipeline:
-    """A pipeline with SD v1.5's interfaces and random weights: cheap on a CPU, wrong-shaped nowhere that matters.
-
-    Text embeddings are 768-d over 77 tokens, latents have 4 channels and the VAE's scale factor is 8 (SD's four
-    resolution levels in both UNet and VAE); only depth and channel widths shrink. The tokenizer comes from the
-    chosen model (the real CLIP tokenizer in both worlds) and the scheduler is SD v1.5's PNDM.
-    """
-    torch.manual_seed(seed)
-    unet = UNet2DConditionModel.from_config(
-        sd15_config("unet", block_out_channels=[32, 64, 64, 64], layers_per_block=1)
-    )
-    vae = AutoencoderKL.from_config(
-        sd15_config("vae", block_out_channels=[32, 32, 64, 64], layers_per_block=1)
-    )
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(**sd15_config("text_encoder", num_hidden_layers=2))
-    )
-    tokenizer = load_component(
-        CLIPTokenizer, "tokenizer", choice or resolve_model(verbose=False)
-    )
-    return StableDiffusionPipeline(
-        vae=vae.eval(),
-        text_encoder=text_encoder.eval(),
-        tokenizer=tokenizer,
-        unet=unet.eval(),
-        scheduler=PNDMScheduler.from_config(SD15_SCHEDULER_CONFIG),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-
-
-def timed(fn: Callable[[], Any], device: torch.device) -> tuple[float, Any]:
-    """Wall time of ``fn()`` (waiting for the GPU to finish) and its result."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    result = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start, result
+from .sd15 import sd15_sized_pipeline
+from .timing import seconds_of
 
 
 @dataclass
@@ -136,7 +67,6 @@ def compare(
     Turns the library pipeline's progress bar off (the hand loop's is off too), so both do the same work.
     """
     pipe.set_progress_bar_config(disable=True)
-    device = pipe.unet.device
     contenders = {
         "hand": lambda: generate(
             pipe,
@@ -155,14 +85,12 @@ def compare(
             ).images
         ),
     }
-    pictures = {
-        name: fn() for name, fn in contenders.items()
-    }  # warm-up, and the pictures to compare
+    # warm-up, and the pictures to compare
+    pictures = {name: fn() for name, fn in contenders.items()}
     seconds: dict[str, list[float]] = {"hand": [], "library": []}
     for run in range(runs):
         for name in ("hand", "library") if run % 2 == 0 else ("library", "hand"):
-            elapsed, _ = timed(contenders[name], device)
-            seconds[name].append(elapsed)
+            seconds[name].append(seconds_of(contenders[name]))
     return Comparison(
         seconds["hand"],
         seconds["library"],

@@ -1,4 +1,7 @@
-"""Which device to compute on, in which precision, and how much time and memory a piece of work takes."""
+"""Which device to compute on, in which precision, and how much memory a piece of work adds at its peak.
+
+Time is ``helpers.timing``'s: warm-ups and the median of repeats, which one call measured here cannot give.
+"""
 
 from __future__ import annotations
 
@@ -48,16 +51,15 @@ def native_bfloat16(device: str | torch.device) -> bool:
 
 @dataclass(frozen=True)
 class Measurement:
-    """Wall time of a call and the peak memory it added, with how the memory was measured."""
+    """The peak memory a call added, how it was measured, and what the call returned."""
 
-    seconds: float
     peak_mb: float
     memory_kind: str  # "cuda allocated" or "process RSS"
     result: Any = None
 
 
 def measure(fn: Callable[[], Any], device: str | torch.device = "cpu") -> Measurement:
-    """Run ``fn()`` once and return its time and peak memory.
+    """Run ``fn()`` once and return the peak memory it added, and its result.
 
     On CUDA the peak is ``torch.cuda.max_memory_allocated``; on a CPU, torch's allocations are invisible to
     ``tracemalloc``, so a thread samples the process's resident memory (RSS) every millisecond instead.
@@ -72,20 +74,18 @@ def measure(fn: Callable[[], Any], device: str | torch.device = "cpu") -> Measur
 
 
 def _measure_cuda(fn: Callable[[], Any]) -> Measurement:
-    """Time ``fn()`` with the GPU synchronised, and the peak of memory it allocated on the GPU."""
+    """The peak of memory ``fn()`` allocated on the GPU, its queued work finished."""
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
-    start, before = time.perf_counter(), torch.cuda.memory_allocated()
+    before = torch.cuda.memory_allocated()
     result = fn()
     torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated() - before
-    return Measurement(
-        time.perf_counter() - start, peak / 2**20, "cuda allocated", result
-    )
+    return Measurement(peak / 2**20, "cuda allocated", result)
 
 
 def _measure_rss(fn: Callable[[], Any]) -> Measurement:
-    """Time ``fn()``, while a thread samples the process's resident memory for its peak."""
+    """Run ``fn()`` while a thread samples the process's resident memory for its peak."""
     process, peak, done = psutil.Process(), [0], threading.Event()
     baseline = process.memory_info().rss
 
@@ -96,13 +96,9 @@ def _measure_rss(fn: Callable[[], Any]) -> Measurement:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    start = time.perf_counter()
     try:
         result = fn()
     finally:  # stop the sampler even when fn fails
-        seconds = time.perf_counter() - start
         done.set()
         sampler.join()
-    return Measurement(
-        seconds, max(0, peak[0] - baseline) / 2**20, "process RSS", result
-    )
+    return Measurement(max(0, peak[0] - baseline) / 2**20, "process RSS", result)

@@ -1,4 +1,4 @@
-"""Pictures in and out: PIL images, numpy arrays and the (B, 3, H, W) tensors in [-1, 1] that the VAE reads."""
+"""Pictures in and out and on screen: PIL images, numpy arrays, grids and figures, and the sample photo."""
 
 from __future__ import annotations
 
@@ -11,26 +11,12 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from IPython.display import Markdown
 from PIL import Image
 
 from . import shapes
 
 ImageLike = Image.Image | str | Path | np.ndarray
 SAMPLE_PHOTO = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
-
-
-def vae_scale_factor(vae: torch.nn.Module) -> int:
-    """How many pixels one latent pixel covers per side: ``2 ** (len(block_out_channels) - 1)`` (8 for SD)."""
-    block_out_channels = getattr(
-        getattr(vae, "config", None), "block_out_channels", None
-    )
-    if block_out_channels is None:
-        raise TypeError(
-            f"expected a VAE (such as AutoencoderKL) whose config has block_out_channels, "
-            f"got {type(vae).__name__}"
-        )
-    return 2 ** (len(block_out_channels) - 1)
 
 
 SIXTEEN_BIT_MODES = (
@@ -80,30 +66,6 @@ def sixteen_to_eight_bits(array: np.ndarray) -> np.ndarray:
             f"expected 16-bit values in 0-65535, got {array.min()}..{array.max()}"
         )
     return np.round(array.astype(np.float64) / 257).astype(np.uint8)
-
-
-def preprocess(image: ImageLike, vae_or_factor: torch.nn.Module | int) -> torch.Tensor:
-    """An image -> a float32 tensor (1, 3, H, W) in [-1, 1], cropped to a multiple of the VAE's scale factor.
-
-    ``vae_or_factor`` is the VAE (its factor is derived from its config) or the factor itself.
-    """
-    factor = (
-        vae_or_factor
-        if isinstance(vae_or_factor, int)
-        else vae_scale_factor(vae_or_factor)
-    )
-    if factor < 1:
-        raise ValueError(f"the scale factor must be a positive integer, got {factor}")
-    picture = to_pil(image)
-    width, height = (side - side % factor for side in picture.size)
-    if width == 0 or height == 0:
-        raise ValueError(
-            f"image of {picture.size[0]}x{picture.size[1]} is smaller than the scale factor {factor}"
-        )
-    array = (
-        np.asarray(picture.crop((0, 0, width, height)), dtype=np.float32) / 127.5 - 1
-    )  # (H, W, 3)
-    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)
 
 
 def numpy_to_pil(images: np.ndarray) -> list[Image.Image]:
@@ -239,8 +201,12 @@ def show_images(
     title: str | None = None,
     cols: int | None = None,
     size: float = 2.2,
-) -> plt.Figure:
-    """Show pictures side by side in one titled matplotlib figure, each with its own caption."""
+) -> None:
+    """Show pictures side by side in one titled matplotlib figure, each with its own caption.
+
+    The figure is displayed at once, as fastai's miniai does it: a cell needs no ``plt.show()`` after it, and
+    ``plt.gcf()`` still holds it where nothing displays figures (a test, a script).
+    """
     expect_pictures(images, "show_images")
     rows, cols = grid_shape(
         len(images), cols=cols if cols is not None else min(len(images), 6) or None
@@ -282,7 +248,7 @@ def show_images(
                 ax.set_title(titles[i], fontsize=9)
     if title:
         figure.suptitle(wrap_lines(title, max(40, int(11 * size * cols))))
-    return figure
+    plt.show()
 
 
 def wrap_lines(text: str, width: int) -> str:
@@ -290,17 +256,6 @@ def wrap_lines(text: str, width: int) -> str:
     return "\n".join(
         "\n".join(textwrap.wrap(line, width)) or line for line in text.split("\n")
     )
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> Markdown:
-    """A table that a notebook renders (``display(markdown_table(...))``), without pandas."""
-    if any(len(row) != len(header) for row in rows):
-        raise ValueError(
-            f"every row needs {len(header)} cells, one per column of {list(header)}"
-        )
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return Markdown("\n".join(lines))
 
 
 def load_sample_image(name: str, size: int | None = None) -> Image.Image:

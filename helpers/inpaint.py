@@ -18,8 +18,8 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .images import ImageLike, vae_scale_factor
-from .latents import decode_latents, encode_image
+from .images import ImageLike
+from .latents import decode_latents, encode_image, vae_scale_factor
 from .pipeline import encode_prompt
 
 

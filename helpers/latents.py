@@ -1,18 +1,53 @@
-"""Pictures to latents and back through the VAE, with SD's scaling factor applied where the library applies it."""
+"""Pictures to latents and back through the VAE, with SD's scaling factor applied where the library applies it.
+
+The VAE's scale factor says how many pixels a latent covers per side; ``preprocess`` crops a picture to a multiple
+of it and scales it to the [-1, 1] tensor the encoder reads.
+"""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from diffusers import AutoencoderKL
 from PIL import Image
 
-from .images import (
-    ImageLike,
-    expect_pixel_range,
-    numpy_to_pil,
-    preprocess,
-    vae_scale_factor,
-)
+from .images import ImageLike, expect_pixel_range, numpy_to_pil, to_pil
+
+
+def vae_scale_factor(vae: torch.nn.Module) -> int:
+    """How many pixels one latent pixel covers per side: ``2 ** (len(block_out_channels) - 1)`` (8 for SD)."""
+    block_out_channels = getattr(
+        getattr(vae, "config", None), "block_out_channels", None
+    )
+    if block_out_channels is None:
+        raise TypeError(
+            f"expected a VAE (such as AutoencoderKL) whose config has block_out_channels, "
+            f"got {type(vae).__name__}"
+        )
+    return 2 ** (len(block_out_channels) - 1)
+
+
+def preprocess(image: ImageLike, vae_or_factor: torch.nn.Module | int) -> torch.Tensor:
+    """An image -> a float32 tensor (1, 3, H, W) in [-1, 1], cropped to a multiple of the VAE's scale factor.
+
+    ``vae_or_factor`` is the VAE (its factor is derived from its config) or the factor itself.
+    """
+    factor = (
+        vae_or_factor
+        if isinstance(vae_or_factor, int)
+        else vae_scale_factor(vae_or_factor)
+    )
+    if factor < 1:
+        raise ValueError(f"the scale factor must be a positive integer, got {factor}")
+    picture = to_pil(image)
+    width, height = (side - side % factor for side in picture.size)
+    if width == 0 or height == 0:
+        raise ValueError(
+            f"image of {picture.size[0]}x{picture.size[1]} is smaller than the scale factor {factor}"
+        )
+    cropped = picture.crop((0, 0, width, height))
+    array = np.asarray(cropped, dtype=np.float32) / 127.5 - 1  # (H, W, 3)
+    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)
 
 
 def expect_finite(values: torch.Tensor, what: str) -> None:

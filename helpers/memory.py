@@ -1,8 +1,9 @@
-"""How big Stable Diffusion's parts and activations are, computed from configs rather than measured on a GPU.
+"""How big Stable Diffusion's parts and activations are, and the memory switches that chapters 0 and 8 measure.
 
 Chapter 8 measures time and memory on the reader's own device, then uses these sizes to say which batch sizes of the
-real 512x512 model fit on a 16 GB GPU. The real model is built on PyTorch's ``meta`` device: every parameter has
-its shape and dtype but no storage, so the 860M-parameter UNet costs no memory and no download.
+real 512x512 model fit on a 16 GB GPU. The sizes come from configs rather than a GPU: the real model is built on
+PyTorch's ``meta`` device (``helpers.sd15``), where every parameter has its shape and dtype but no storage.
+``parameter_count`` is the one chapter 0 writes where it counts the parts of a pipeline.
 """
 
 from __future__ import annotations
@@ -11,13 +12,12 @@ import ctypes
 import gc
 import platform
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
-
-from .architectures import build_on_meta
 
 GIB = 2**30
 MIB = 2**20
@@ -44,9 +44,14 @@ def device_name(device: str | torch.device) -> str:
     return f"{model} CPU, {threads} thread{'s' if threads != 1 else ''}"
 
 
-def sd15_on_meta(part: str) -> torch.nn.Module:
-    """SD v1.5's ``"unet"``, ``"vae"`` or ``"text_encoder"`` built from its shipped config on the meta device."""
-    return build_on_meta("sd15", part)
+def parameter_count(part) -> int:
+    """Number of weights in a part (0 for the tokenizer and the scheduler, which
+    have none)."""
+    return (
+        sum(p.numel() for p in part.parameters())
+        if isinstance(part, torch.nn.Module)
+        else 0
+    )
 
 
 def weights_bytes(module: torch.nn.Module, dtype: torch.dtype | None = None) -> int:
@@ -135,3 +140,20 @@ def held_mb(device: str | torch.device, *modules: torch.nn.Module) -> float:
     if torch.device(device).type == "cuda":
         return torch.cuda.memory_allocated(device) / MIB
     return sum(weights_bytes(module) for module in modules) / MIB
+
+
+def nothing() -> None:
+    """A switch that changes nothing: the baseline row of a table of switches."""
+
+
+@contextmanager
+def switched(
+    enable: Callable[[], object], disable: Callable[[], object] = nothing
+) -> Iterator[None]:
+    """``enable()`` on entry and ``disable()`` on exit, even when the body or ``enable`` fails, so a memory
+    switch measured in one row of a table never leaks into the next."""
+    try:
+        enable()
+        yield
+    finally:
+        disable()

@@ -11,7 +11,6 @@ random), or a model that comes back in another dtype than the one asked for, sto
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import re
 import socket
@@ -395,19 +394,3 @@ def load_clip(choice: ModelChoice | None = None) -> tuple[CLIPModel, CLIPProcess
         tokenizer=CLIPTokenizer.from_pretrained(folder / "tokenizer"),
     )
     return model.to(choice.device, choice.dtype).eval(), processor
-
-
-SD15_CONFIG_DIR = Path(__file__).resolve().parent / "sd15_configs"
-
-
-def sd15_config(part: str, **overrides: Any) -> dict[str, Any]:
-    """SD v1.5's own config of ``"unet"``, ``"vae"`` or ``"text_encoder"``, shipped so it needs no network.
-
-    ``overrides`` change single entries, e.g. ``layers_per_block=1`` for a cheaper model of the same shapes.
-    """
-    path = SD15_CONFIG_DIR / f"{part}.json"
-    if not path.exists():
-        raise ValueError(
-            f"unknown part {part!r}: expected one of unet, vae, text_encoder"
-        )
-    return {**json.loads(path.read_text()), **overrides}

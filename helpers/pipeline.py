@@ -19,8 +19,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from .images import vae_scale_factor
-from .latents import decode_latents
+from .latents import decode_latents, vae_scale_factor
 
 StepCallback = Callable[[int, torch.Tensor, object], None]
 Generators = torch.Generator | list[torch.Generator] | None
@@ -46,13 +45,14 @@ def encode_prompt(
         raise ValueError(f"{len(prompts)} prompts, {len(negatives)} negative prompts")
 
     def embed(texts: Sequence[str]) -> torch.Tensor:
+        # (B, 77)
         ids = tokenizer(
             list(texts),
             padding="max_length",
             max_length=tokenizer.model_max_length,
             truncation=True,
             return_tensors="pt",
-        ).input_ids  # (B, 77)
+        ).input_ids
         embeds = text_encoder(ids.to(text_encoder.device)).last_hidden_state
         return embeds.repeat_interleave(num_images_per_prompt, dim=0)  # (B * n, 77, d)
 

@@ -1,5 +1,5 @@
-"""Fixtures shared by the tests: small random-weight models of Stable Diffusion's shape, the shipped tiny-shapes-sd,
-and a guard that fails any test reaching for the network."""
+"""Fixtures shared by the tests: the one SD-sized pipeline with random weights (``helpers.sd15``), the shipped
+tiny-shapes-sd, and a guard that fails any test reaching for the network."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 import torch
 from diffusers import AutoencoderKL, StableDiffusionPipeline
 
-from helpers import TINY_MODEL_DIR, ModelChoice, load_pipeline, sd15_config
+from helpers import TINY_MODEL_DIR, ModelChoice, load_pipeline
+from helpers.sd15 import sd15_sized_pipeline
 
 matplotlib.use("Agg")
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -34,20 +35,6 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def sd_vae() -> AutoencoderKL:
-    """SD v1.5's VAE layout (4 blocks, so a scale factor of 8; 4 latent channels; scaling_factor 0.18215) with
-    narrower blocks and random weights."""
-    torch.manual_seed(0)
-    config = sd15_config(
-        "vae",
-        block_out_channels=[16, 16, 32, 32],
-        layers_per_block=1,
-        norm_num_groups=8,
-    )
-    return AutoencoderKL.from_config(config).eval()
-
-
-@pytest.fixture(scope="session")
 def model_dir() -> Path:
     """The shipped tiny-shapes-sd pipeline folder."""
     assert (TINY_MODEL_DIR / "model_index.json").exists(), (
@@ -59,6 +46,21 @@ def model_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_choice(model_dir: Path) -> ModelChoice:
     return ModelChoice(str(model_dir), "cpu", torch.float32, "the tests' choice")
+
+
+@pytest.fixture(scope="session")
+def sd15_pipe(tiny_choice: ModelChoice) -> StableDiffusionPipeline:
+    """SD v1.5's interfaces with random weights and narrower layers: 768-d text over 77 tokens, 4 latent channels,
+    a VAE scale factor of 8, 512x512 pictures. Tests must not change it (other tests share it)."""
+    pipe = sd15_sized_pipeline(tiny_choice)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture(scope="session")
+def sd_vae(sd15_pipe: StableDiffusionPipeline) -> AutoencoderKL:
+    """SD v1.5's VAE layout (4 blocks, so a scale factor of 8; 4 latent channels; scaling_factor 0.18215)."""
+    return sd15_pipe.vae
 
 
 @pytest.fixture(scope="session")

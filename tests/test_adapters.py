@@ -25,8 +25,8 @@ from helpers.adapters import (
     save_embedding,
     train_only_rows,
 )
-from helpers.bench import max_pixel_diff
 from helpers.checks.ch10 import ADAPTER, lora_layer
+from helpers.compare import max_pixel_diff
 from helpers.pipeline import generate
 
 PROMPTS = ["a red <heart> on a blue background", "a red heart on a blue background"]

@@ -17,12 +17,12 @@ from helpers.architectures import (
     flow_match_step,
     hub_repository,
     library_time_ids,
-    parameter_count,
     parts,
     published_size_agrees,
     shift_sigmas,
     sources,
 )
+from helpers.memory import parameter_count
 
 
 @pytest.fixture(scope="module")

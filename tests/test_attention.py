@@ -166,13 +166,17 @@ def test_layer_grid() -> None:
 
 
 def test_show_token_maps_titles_one_panel_per_token() -> None:
-    figure = show_token_maps(
-        Image.new("RGB", (16, 16)),
-        torch.rand(9, 16, 16),
-        [f"t{i}" for i in range(9)],
-        title="maps",
-        max_cols=4,
-    )
+    assert (
+        show_token_maps(
+            Image.new("RGB", (16, 16)),
+            torch.rand(9, 16, 16),
+            [f"t{i}" for i in range(9)],
+            title="maps",
+            max_cols=4,
+        )
+        is None
+    )  # displayed, not returned
+    figure = plt.gcf()
     titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
     assert titles == ["picture"] + [f"t{i}" for i in range(9)]
     assert (

@@ -38,8 +38,8 @@ from helpers.checks import ExerciseFailed
 from helpers.checks.ch04 import check_bottom_shape
 from helpers.checks.ch05 import check_crossover
 from helpers.schedulers import make_scheduler
+from helpers.sd15 import sd15_config
 from helpers.tiny import tokenizer
-from helpers.tiny.config import SD15_SCHEDULER_CONFIG
 
 PICTURE = Image.new("RGB", (8, 8), "red")
 
@@ -158,7 +158,7 @@ CALLS: list[tuple[str, Callable[..., Any], type[Exception], str]] = [
     (
         "crossover as a float",
         lambda _: check_crossover(
-            400.0, make_scheduler("DDPM", SD15_SCHEDULER_CONFIG).config
+            400.0, make_scheduler("DDPM", sd15_config("scheduler")).config
         ),
         ExerciseFailed,
         r"^crossover_t: expected one integer, got float 400\.0$",

@@ -128,7 +128,7 @@ def fewer_steps(chapter, line: str, fewer: str) -> dict[int, str]:
             "denoise",
             "noise_pred_text - noise_pred_uncond",
             "noise_pred_uncond - noise_pred_text",
-            "assert difference <= 1",
+            "assert gap <= 1",
             ("NUM_STEPS = 25", "NUM_STEPS = 6"),
         ),
         (

@@ -12,8 +12,8 @@ from helpers.checks.ch00 import (
     check_unet_share,
     default_steps,
     native_size,
-    parameter_count,
 )
+from helpers.memory import parameter_count
 
 PROMPTS = [
     "a red circle on a blue background",

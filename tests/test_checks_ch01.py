@@ -10,13 +10,14 @@ from helpers.checks.ch01 import (
     check_crossover,
     check_wide_latent_numbers,
 )
-from helpers.tiny.config import SD15_SCHEDULER_CONFIG, TinyConfig, make_vae
+from helpers.sd15 import sd15_config
+from helpers.tiny.config import TinyConfig, make_vae
 
 
 @pytest.fixture(scope="module")
 def scheduler():
     return PNDMScheduler.from_config(
-        {k: v for k, v in SD15_SCHEDULER_CONFIG.items() if k != "clip_sample"}
+        {k: v for k, v in sd15_config("scheduler").items() if k != "clip_sample"}
     )
 
 
@@ -49,7 +50,7 @@ def test_add_noise_accepts_a_correct_answer_after_add_noise_moved_the_schedule_t
     """On a GPU, the chapter's add_noise moves scheduler.alphas_cumprod to the GPU; an answer that indexes it
     without `.to(latents.device)` is still right. The meta device stands in for the GPU, and stays untouched."""
     scheduler = PNDMScheduler.from_config(
-        {k: v for k, v in SD15_SCHEDULER_CONFIG.items() if k != "clip_sample"}
+        {k: v for k, v in sd15_config("scheduler").items() if k != "clip_sample"}
     )
     scheduler.alphas_cumprod = scheduler.alphas_cumprod.to("meta")
     assert check_add_noise(add_noise_by_hand, scheduler)

@@ -8,7 +8,6 @@ import pytest
 import torch
 from diffusers import StableDiffusionPipeline
 
-from helpers.bench import max_pixel_diff
 from helpers.checks import ExerciseFailed
 from helpers.checks.ch06 import (
     NEGATIVE_STEPS,
@@ -20,6 +19,7 @@ from helpers.checks.ch06 import (
     check_resume,
     euler_init_noise_sigma,
 )
+from helpers.compare import max_pixel_diff
 from helpers.latents import decode_latents
 from helpers.pipeline import denoise, encode_prompt, generate, make_latents
 from helpers.schedulers import make_scheduler

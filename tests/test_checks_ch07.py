@@ -10,12 +10,12 @@ from diffusers import PNDMScheduler
 from helpers.checks import ExerciseFailed
 from helpers.checks.ch07 import check_drop_captions, check_first_step, check_signal_left
 from helpers.img2img import start_step
-from helpers.tiny.config import SD15_SCHEDULER_CONFIG
+from helpers.sd15 import sd15_config
 
 
 @pytest.fixture
 def scheduler() -> PNDMScheduler:
-    return PNDMScheduler.from_config(SD15_SCHEDULER_CONFIG)
+    return PNDMScheduler.from_config(sd15_config("scheduler"))
 
 
 def test_not_done_prints(

@@ -14,7 +14,7 @@ from diffusers import (
 )
 
 from helpers import shapes
-from helpers.bench import max_pixel_diff
+from helpers.compare import max_pixel_diff
 from helpers.control import controlnet_denoise, outline, random_outline
 from helpers.latents import decode_latents
 from helpers.pipeline import encode_prompt, make_latents

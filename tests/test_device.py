@@ -56,17 +56,13 @@ def test_native_bfloat16_needs_a_gpu_from_ampere_on(monkeypatch, capability, nat
     assert native_bfloat16("cpu") is True
 
 
-def test_measure_times_the_call_and_passes_its_result_on():
-    def slow() -> str:
-        time.sleep(0.05)
-        return "done"
-
-    measurement = measure(slow)
+def test_measure_passes_the_result_on_and_measures_no_time():
+    measurement = measure(lambda: "done")
     assert isinstance(measurement, Measurement)
     assert measurement.result == "done"
-    assert 0.05 <= measurement.seconds < 5
+    assert not hasattr(measurement, "seconds")  # helpers.timing is the one timer
     with pytest.raises(dataclasses.FrozenInstanceError):
-        measurement.seconds = 0
+        measurement.peak_mb = 0
 
 
 def test_measure_sees_cpu_memory_that_torch_allocates():

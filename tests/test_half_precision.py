@@ -19,9 +19,9 @@ from helpers import (
     load_pipeline,
     load_sample_image,
 )
-from helpers.bench import max_pixel_diff
 from helpers.checks.ch01 import check_add_noise
 from helpers.checks.ch02 import check_kl
+from helpers.compare import max_pixel_diff
 from helpers.img2img import img2img
 from helpers.pipeline import denoise, encode_prompt, generate, make_latents
 

@@ -1,4 +1,4 @@
-"""Pictures in and out: preprocess, to_pil, numpy_to_pil, image_grid, show_images, load_sample_image."""
+"""Pictures in and out: preprocess (from helpers.latents), to_pil, numpy_to_pil, image_grid, show_images, load_sample_image."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from PIL import Image
 from helpers import (
     image_grid,
     load_sample_image,
-    markdown_table,
     numpy_to_pil,
     preprocess,
     show_images,
@@ -197,9 +196,12 @@ def test_image_grid_rejects_bad_input_clearly(images, rows, cols, error, message
 
 
 def test_show_images_titles_the_figure_and_each_picture():
-    figure = show_images(
-        squares(3), titles=["a", "b", "c"], title="Three colours", cols=2
+    # miniai style: shown at once, nothing returned; the figure stays current
+    assert (
+        show_images(squares(3), titles=["a", "b", "c"], title="Three colours", cols=2)
+        is None
     )
+    figure = plt.gcf()
     try:
         assert figure._suptitle.get_text() == "Three colours"
         assert [ax.get_title() for ax in figure.axes] == ["a", "b", "c", ""]
@@ -209,11 +211,12 @@ def test_show_images_titles_the_figure_and_each_picture():
 
 
 def test_show_images_wraps_long_captions_to_the_picture_width_and_keeps_line_breaks():
-    figure = show_images(
+    show_images(
         squares(2),
         titles=["before\na crimson square on a green background", "b"],
         size=2.2,
     )
+    figure = plt.gcf()
     try:
         assert (
             figure.axes[0].get_title()
@@ -227,18 +230,6 @@ def test_show_images_wraps_long_captions_to_the_picture_width_and_keeps_line_bre
 def test_show_images_rejects_mismatched_titles():
     with pytest.raises(ValueError, match="3 images but 2 titles"):
         show_images(squares(3), titles=["a", "b"])
-
-
-def test_markdown_table_renders_header_rule_and_rows():
-    table = markdown_table(["switch", "seconds"], [["`a`", 1.5], ["b", "2"]])
-    assert table.data.splitlines() == [
-        "| switch | seconds |",
-        "| --- | --- |",
-        "| `a` | 1.5 |",
-        "| b | 2 |",
-    ]
-    with pytest.raises(ValueError, match="every row needs 2 cells"):
-        markdown_table(["switch", "seconds"], [["only one"]])
 
 
 def test_load_sample_image_photo_ships_with_matplotlib():

@@ -15,9 +15,9 @@ from diffusers import (
 )
 
 from helpers import encode_image, load_sample_image
-from helpers.bench import max_pixel_diff
+from helpers.compare import max_pixel_diff
 from helpers.img2img import get_timesteps, img2img, make_start_latents, start_step
-from helpers.tiny.config import SD15_SCHEDULER_CONFIG
+from helpers.sd15 import sd15_config
 
 PROMPT = "a red star on a blue background"
 STEPS = 10
@@ -30,7 +30,7 @@ def test_start_step_and_get_timesteps_are_diffusers_get_timesteps(
     scheduler_class: type,
 ) -> None:
     ours, theirs = (
-        scheduler_class.from_config(SD15_SCHEDULER_CONFIG) for _ in range(2)
+        scheduler_class.from_config(sd15_config("scheduler")) for _ in range(2)
     )
     for steps in (10, 25, 50):
         for strength in (0.1, 0.33, 0.5, 0.62, 0.75, 1.0):
@@ -56,7 +56,7 @@ def test_start_step_rejects_strength_outside_0_1(strength: float) -> None:
 
 
 def test_get_timesteps_needs_the_timesteps_set_for_the_same_count() -> None:
-    scheduler = PNDMScheduler.from_config(SD15_SCHEDULER_CONFIG)
+    scheduler = PNDMScheduler.from_config(sd15_config("scheduler"))
     with pytest.raises(ValueError, match="set_timesteps"):
         get_timesteps(scheduler, num_inference_steps=10, strength=0.5)
     scheduler.set_timesteps(20)
@@ -65,7 +65,7 @@ def test_get_timesteps_needs_the_timesteps_set_for_the_same_count() -> None:
 
 
 def test_get_timesteps_refuses_to_run_no_step() -> None:
-    scheduler = PNDMScheduler.from_config(SD15_SCHEDULER_CONFIG)
+    scheduler = PNDMScheduler.from_config(sd15_config("scheduler"))
     scheduler.set_timesteps(10)
     with pytest.raises(ValueError, match="runs no step"):
         get_timesteps(scheduler, num_inference_steps=10, strength=0.05)
@@ -73,7 +73,7 @@ def test_get_timesteps_refuses_to_run_no_step() -> None:
 
 def test_make_start_latents_is_the_forward_process(sd_vae) -> None:
     """The picture's latent sample first, then the noise, from one generator; then add_noise at the timestep."""
-    scheduler = PNDMScheduler.from_config(SD15_SCHEDULER_CONFIG)
+    scheduler = PNDMScheduler.from_config(sd15_config("scheduler"))
     scheduler.set_timesteps(25)
     timestep = get_timesteps(scheduler, num_inference_steps=25, strength=0.6)[0]
     pixels = (

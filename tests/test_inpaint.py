@@ -13,7 +13,7 @@ from diffusers import (
 from PIL import Image
 
 from helpers import load_sample_image
-from helpers.bench import max_pixel_diff
+from helpers.compare import max_pixel_diff
 from helpers.inpaint import inpaint, latent_mask
 
 PROMPT = "a yellow star on a blue background"

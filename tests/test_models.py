@@ -27,7 +27,6 @@ from helpers import (
     load_component,
     load_pipeline,
     resolve_model,
-    sd15_config,
     vae_scale_factor,
 )
 from helpers.models import HubCheck, hub_variant
@@ -263,19 +262,6 @@ def test_load_clip_shares_the_text_tower_with_the_pipeline(tiny_choice, tiny_pip
     )
     with torch.no_grad():
         assert model(**inputs).logits_per_image.shape == (1, 2)
-
-
-def test_sd15_config_is_sd_v15s_own_with_overrides():
-    unet = sd15_config("unet", layers_per_block=1)
-    assert (
-        unet["block_out_channels"] == [320, 640, 1280, 1280]
-        and unet["cross_attention_dim"] == 768
-    )
-    assert unet["layers_per_block"] == 1
-    assert sd15_config("vae")["scaling_factor"] == 0.18215
-    assert sd15_config("text_encoder")["max_position_embeddings"] == 77
-    with pytest.raises(ValueError, match="unknown part 'clip'"):
-        sd15_config("clip")
 
 
 def test_the_model_names_and_the_shipped_folder():

@@ -11,18 +11,12 @@ import pytest
 import torch
 from diffusers import StableDiffusionPipeline
 
-from helpers import ModelChoice, vae_scale_factor
-from helpers.bench import max_pixel_diff, sd15_sized_pipeline
+from helpers import vae_scale_factor
+from helpers.compare import max_pixel_diff
 from helpers.pipeline import denoise, encode_prompt, generate, make_latents
 from helpers.schedulers import make_scheduler
 
 PROMPT = "a red circle on a blue background"
-
-
-@pytest.fixture(scope="module")
-def sd15_pipe(tiny_choice: ModelChoice) -> StableDiffusionPipeline:
-    """Random weights of SD v1.5's shapes (``tiny_pipe`` and ``tiny_choice`` come from conftest.py)."""
-    return sd15_sized_pipeline(tiny_choice)
 
 
 def hand_and_library(

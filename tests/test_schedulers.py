@@ -12,8 +12,6 @@ from diffusers import (
     StableDiffusionPipeline,
 )
 
-from helpers import ModelChoice
-from helpers.bench import sd15_sized_pipeline
 from helpers.pipeline import generate
 from helpers.schedulers import (
     SCHEDULERS,
@@ -22,15 +20,9 @@ from helpers.schedulers import (
     ddim_step_v,
     make_scheduler,
 )
-from helpers.tiny.config import SD15_SCHEDULER_CONFIG
+from helpers.sd15 import sd15_config
 
 PROMPT = "a red circle on a blue background"
-
-
-@pytest.fixture(scope="module")
-def sd15_pipe(tiny_choice: ModelChoice) -> StableDiffusionPipeline:
-    """Random weights of SD v1.5's shapes (``tiny_pipe`` and ``tiny_choice`` come from conftest.py)."""
-    return sd15_sized_pipeline(tiny_choice)
 
 
 def checked_trajectory(
@@ -85,7 +77,7 @@ def test_stochastic_ddim_step_equals_library_inside_the_library_pipeline(
 
 def test_checked_scheduler_notices_a_difference() -> None:
     """With eta=1 and no generator, the two steps draw different noise: the check must say so."""
-    checked = CheckedDDIMScheduler.from_config(SD15_SCHEDULER_CONFIG)
+    checked = CheckedDDIMScheduler.from_config(sd15_config("scheduler"))
     checked.set_timesteps(10)
     sample, noise_pred = torch.randn(2, 1, 4, 8, 8)
     checked.step(noise_pred, checked.timesteps[0], sample, eta=1.0)
@@ -93,7 +85,7 @@ def test_checked_scheduler_notices_a_difference() -> None:
 
 
 def test_ddim_step_returns_the_library_prediction_of_x0() -> None:
-    scheduler = DDIMScheduler.from_config(SD15_SCHEDULER_CONFIG)
+    scheduler = DDIMScheduler.from_config(sd15_config("scheduler"))
     scheduler.set_timesteps(20)
     sample, noise_pred = torch.randn(2, 2, 4, 8, 8)
     for t in (
@@ -110,7 +102,7 @@ def test_ddim_step_returns_the_library_prediction_of_x0() -> None:
 
 def test_ddim_step_refuses_what_it_does_not_implement() -> None:
     scheduler = DDIMScheduler.from_config(
-        SD15_SCHEDULER_CONFIG, prediction_type="v_prediction"
+        sd15_config("scheduler"), prediction_type="v_prediction"
     )
     scheduler.set_timesteps(10)
     with pytest.raises(ValueError, match="noise prediction"):
@@ -128,7 +120,7 @@ def test_checked_scheduler_tests_the_candidate_it_is_given() -> None:
     def sign_flipped(scheduler, model_output, timestep, sample, *args):
         return ddim_step(scheduler, -model_output, timestep, sample, *args)
 
-    checked = CheckedDDIMScheduler.from_config(SD15_SCHEDULER_CONFIG)
+    checked = CheckedDDIMScheduler.from_config(sd15_config("scheduler"))
     checked.candidate = sign_flipped
     checked.set_timesteps(10)
     sample, noise_pred = torch.randn(2, 1, 4, 8, 8)
@@ -144,7 +136,7 @@ def test_ddim_step_v_equals_library_on_model_free_v(
 ) -> None:
     """v = √ᾱ ε - √(1-ᾱ) x0 from known x0 and noise: both steps agree, and both recover x0 exactly."""
     scheduler = DDIMScheduler.from_config(
-        SD15_SCHEDULER_CONFIG,
+        sd15_config("scheduler"),
         prediction_type="v_prediction",
         timestep_spacing=spacing,
         rescale_betas_zero_snr=zero_snr,
@@ -173,7 +165,7 @@ def test_ddim_step_v_equals_library_on_model_free_v(
 
 
 def test_ddim_step_v_refuses_a_noise_predicting_scheduler() -> None:
-    scheduler = DDIMScheduler.from_config(SD15_SCHEDULER_CONFIG)
+    scheduler = DDIMScheduler.from_config(sd15_config("scheduler"))
     scheduler.set_timesteps(10)
     with pytest.raises(ValueError, match="v prediction"):
         ddim_step_v(
@@ -203,4 +195,4 @@ def test_make_scheduler_keeps_the_model_schedule(
 
 def test_make_scheduler_names_the_choices() -> None:
     with pytest.raises(ValueError, match="DPM-Solver"):
-        make_scheduler("Heun", SD15_SCHEDULER_CONFIG)
+        make_scheduler("Heun", sd15_config("scheduler"))

@@ -1,43 +1,34 @@
 """The helpers hold for the real Stable Diffusion v1.5's shapes, not only tiny-shapes-sd's.
 
-The models are built from SD v1.5's own configs (``helpers.sd15_config``) with random weights and fewer
-layers/channels where the test needs speed; what the helpers rely on is kept: 4 VAE blocks (scale factor 8),
-4 latent channels, a UNet with cross_attention_dim 768, a CLIP text encoder 768 wide with 77 positions.
+The models are the parts of ``helpers.sd15.sd15_sized_pipeline``: SD v1.5's own configs with random weights and
+fewer layers/channels; what the helpers rely on is kept: 4 VAE blocks (scale factor 8), 4 latent channels, a UNet
+with cross_attention_dim 768, a CLIP text encoder 768 wide with 77 positions.
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
-from diffusers import UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+from transformers import CLIPTextModel, CLIPTokenizer
 
 from helpers import (
     decode_latents,
     encode_image,
     load_sample_image,
     preprocess,
-    sd15_config,
     vae_scale_factor,
 )
 
 
 @pytest.fixture(scope="module")
-def sd_unet() -> UNet2DConditionModel:
-    torch.manual_seed(0)
-    config = sd15_config(
-        "unet", block_out_channels=[32, 32, 64, 64], layers_per_block=1
-    )
-    return UNet2DConditionModel.from_config(config).eval()
+def sd_unet(sd15_pipe: StableDiffusionPipeline) -> UNet2DConditionModel:
+    return sd15_pipe.unet
 
 
 @pytest.fixture(scope="module")
-def sd_text_encoder() -> CLIPTextModel:
-    torch.manual_seed(0)
-    config = CLIPTextConfig.from_dict(
-        sd15_config("text_encoder", num_hidden_layers=1, intermediate_size=768)
-    )
-    return CLIPTextModel(config).eval()
+def sd_text_encoder(sd15_pipe: StableDiffusionPipeline) -> CLIPTextModel:
+    return sd15_pipe.text_encoder
 
 
 def test_the_sd_sized_vae_keeps_sds_layout(sd_vae):

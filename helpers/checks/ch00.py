@@ -10,23 +10,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..bench import max_pixel_diff
-from ..images import vae_scale_factor
+from ..compare import max_pixel_diff
+from ..latents import vae_scale_factor
+from ..memory import parameter_count
 from . import Verdict, expect, expect_number, quiet_copy, run_check
 
 
 def native_size(pipe: Any) -> int:
     """The picture side the pipeline makes by default: the UNet's sample size times the VAE's scale factor."""
     return pipe.unet.config.sample_size * vae_scale_factor(pipe.vae)
-
-
-def parameter_count(part: Any) -> int:
-    """Weights in one part of a pipeline (0 for parts without weights or left out)."""
-    return (
-        sum(p.numel() for p in part.parameters())
-        if isinstance(part, torch.nn.Module)
-        else 0
-    )
 
 
 STAR_PROMPT, STAR_SEED = (

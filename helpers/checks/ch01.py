@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ..images import vae_scale_factor
+from ..latents import vae_scale_factor
 from . import Verdict, expect, expect_integer, run_check
 
 

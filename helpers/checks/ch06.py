@@ -12,9 +12,10 @@ import torch
 from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
 from PIL import Image
 
-from ..bench import max_pixel_diff
+from ..compare import max_pixel_diff
 from ..latents import decode_latents
 from ..pipeline import encode_prompt, make_latents
+from ..reproducible import seeded
 from ..schedulers import make_scheduler
 from . import Verdict, expect, run_check
 
@@ -27,10 +28,6 @@ RESCALE_PROMPTS = [
 RESCALE_STEPS, RESCALE_GUIDANCE, RESCALE_PHI = 10, 7.5, 0.7
 NEGATIVE_PROMPT, NEGATIVE_SCALES, NEGATIVE_STEPS = "yellow", (1, 7.5), 10
 GPU_TOLERANCE = 2  # of 255: on a GPU each of two differences may round apart by 1
-
-
-def seeded(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def _expect_tensor(answer: Any, shape: tuple[int, ...], what: str) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..memory import GIB, attention_scores_bytes, sd15_on_meta, weights_bytes
-from ..models import sd15_config
+from ..memory import GIB, attention_scores_bytes, weights_bytes
+from ..sd15 import sd15_config, sd15_on_meta
 from . import Verdict, expect, expect_number, run_check
 
 SCORES_PROMPTS = 4  # the exercise's batch of prompts, at SD v1.5's native 512x512

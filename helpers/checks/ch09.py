@@ -11,7 +11,7 @@ from diffusers import ControlNetModel
 from diffusers.image_processor import VaeImageProcessor
 from PIL import Image
 
-from ..models import sd15_config
+from ..sd15 import sd15_config
 from . import Verdict, expect, expect_number, run_check
 
 

@@ -12,20 +12,6 @@ from transformers import CLIPConfig, CLIPModel
 
 from ..judge import JUDGE_WEIGHTS
 
-# Stable Diffusion v1.5's scheduler_config.json, as the real repository ships it.
-SD15_SCHEDULER_CONFIG = {
-    "_class_name": "PNDMScheduler",
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "num_train_timesteps": 1000,
-    "set_alpha_to_one": False,
-    "skip_prk_steps": True,
-    "steps_offset": 1,
-    "trained_betas": None,
-    "clip_sample": False,
-}
-
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "tiny_shapes_sd"
 
 

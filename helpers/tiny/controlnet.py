@@ -30,7 +30,8 @@ from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
 from .. import shapes
 from ..control import outline_picture, random_outline
 from ..judge import judge_many
-from .config import SD15_SCHEDULER_CONFIG, SHIPPED_DIR, TinyConfig
+from ..sd15 import sd15_config
+from .config import SHIPPED_DIR, TinyConfig
 from .export import drop_local_paths, folder_size_mb, halve_safetensors
 from .train import diffusion_loss, embed_captions, encode_dataset, run_loop
 
@@ -191,7 +192,7 @@ def train_controlnet(config: ControlNetConfig) -> tuple[ControlNetModel, list[fl
         part.requires_grad_(False)
     data = outline_dataset(config.dataset_size, config.seed + 3, pipe.vae)
     controlnet = make_controlnet(pipe.unet, config).to(config.device).train()
-    noise_scheduler = DDPMScheduler.from_config(SD15_SCHEDULER_CONFIG)
+    noise_scheduler = DDPMScheduler.from_config(sd15_config("scheduler"))
 
     def loss() -> torch.Tensor:
         index = torch.randint(0, len(data.scenes), (config.batch,))

@@ -16,7 +16,7 @@ from diffusers import (
 from safetensors.torch import load_file, save_file
 from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
-from .config import SD15_SCHEDULER_CONFIG
+from ..sd15 import sd15_config
 
 
 def halve_safetensors(folder: Path) -> None:
@@ -77,7 +77,7 @@ def save_pipeline(
         tokenizer=CLIPTokenizer.from_pretrained(tokenizer_dir),
         unet=unet,
         scheduler=PNDMScheduler.from_config(
-            {k: v for k, v in SD15_SCHEDULER_CONFIG.items() if k != "clip_sample"}
+            {k: v for k, v in sd15_config("scheduler").items() if k != "clip_sample"}
         ),
         safety_checker=None,
         feature_extractor=None,

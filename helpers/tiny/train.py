@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from .. import shapes
-from .config import SD15_SCHEDULER_CONFIG, TinyConfig, make_clip, make_unet, make_vae
+from ..sd15 import sd15_config
+from .config import TinyConfig, make_clip, make_unet, make_vae
 
 # OpenAI CLIP's pixel normalisation, which CLIPImageProcessor applies too.
 CLIP_MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
@@ -55,7 +56,8 @@ def train_step(
     grad_clip: float,
     ema: EMAModel | None = None,
 ) -> None:
-    """One optimiser step on ``loss``: gradients, clipped to norm ``grad_clip``, then the update, then the EMA."""
+    """One optimiser step on ``loss``: gradients, clipped to norm ``grad_clip``,
+    then the update, then the EMA."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -200,7 +202,8 @@ def diffusion_loss(
     latents: torch.Tensor,
     text_embeddings: torch.Tensor,
 ) -> torch.Tensor:
-    """The latent diffusion loss: noise the latents at a random timestep, predict that noise, take the MSE."""
+    """The latent diffusion loss: noise the latents at a random timestep, predict
+    that noise, take the MSE."""
     noise = torch.randn_like(latents)  # (B, 4, h, w)
     timesteps = torch.randint(
         0,
@@ -238,12 +241,12 @@ def sample_batch(
     uncond_prob: float,
     rng: random.Random,
 ) -> tuple[torch.Tensor, list[str]]:
-    """A training batch: latents drawn from the distributions of ``batch_size`` random pictures and scaled, and
-    their captions, each one left empty with probability ``uncond_prob`` (caption dropout)."""
+    """A training batch: latents drawn from the distributions of ``batch_size``
+    random pictures and scaled, and their captions, each one left empty with
+    probability ``uncond_prob`` (caption dropout)."""
     index = torch.randint(0, len(scenes), (batch_size,))
-    mean, std = latent_dists[index.to(latent_dists.device)].unbind(
-        dim=1
-    )  # (B, 4, h, w) each
+    # (B, 4, h, w) each
+    mean, std = latent_dists[index.to(latent_dists.device)].unbind(dim=1)
     latents = (mean + std * torch.randn_like(std)) * scaling_factor
     captions = [
         "" if rng.random() < uncond_prob else shapes.caption(scenes[i], rng)
@@ -279,7 +282,7 @@ def train_unet(
         config.unet_dataset_size, seed=config.seed + 1
     )
     latent_dists = encode_dataset(vae, pictures)  # (N, 2, 4, h, w)
-    noise_scheduler = DDPMScheduler.from_config(SD15_SCHEDULER_CONFIG)
+    noise_scheduler = DDPMScheduler.from_config(sd15_config("scheduler"))
     unet = (unet or make_unet(config)).to(config.device)
     ema = EMAModel(unet.parameters(), decay=config.ema_decay)
 
