@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -94,3 +95,23 @@ def expect_number(value: Any, what: str = "a number") -> None:
         isinstance(value, (int, float)) and not isinstance(value, bool),
         f"expected {what}, got {type(value).__name__} {value!r}",
     )
+
+
+def expect_explanation(text: Any, name: str = "explanation", words: int = 20) -> None:
+    """Raise ``ExerciseFailed`` unless ``text`` is a string of at least ``words`` words: an open question's answer
+    is read by a person (see the model answer and the rubric); the check only asks that there is one."""
+    expect(
+        isinstance(text, str) and len(text.split()) >= words,
+        f"{name}: write a few sentences ({words} words at least) as a string",
+    )
+
+
+def answer_parts(*parts: Any) -> Any:
+    """The parts of a many-part answer as one tuple, or ``...`` (not done) while any part is still a placeholder."""
+    return ... if any(part is ... or part is None for part in parts) else parts
+
+
+def mean_pixel_diff(picture: Any, other: Any) -> float:
+    """Mean absolute difference of two pictures' pixels, on the 0-255 scale."""
+    difference = np.asarray(picture, np.float32) - np.asarray(other, np.float32)
+    return float(np.abs(difference).mean())
