@@ -1,5 +1,6 @@
 """The chapter 2 checks pass the reference solutions, fail plausible wrong answers and say NOT DONE to `...`."""
 
+import numpy as np
 import pytest
 import torch
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
@@ -49,6 +50,13 @@ def test_vae_or_resize(tiny_pipe):
         ({**measured, "resize": picture_psnr(picture, nearest)}, EXPLANATION),
         (measured, "the VAE"),  # no explanation
     ]
+    with pytest.raises(ExerciseFailed, match="numpy float64: wrap it in float"):
+        check_vae_or_resize(
+            {key: np.float64(value) for key, value in measured.items()},
+            EXPLANATION,
+            vae,
+            picture,
+        )
     for answer, explanation in wrong_answers:
         with pytest.raises(ExerciseFailed):
             check_vae_or_resize(answer, explanation, vae, picture)

@@ -18,6 +18,7 @@ from . import (
     expect,
     expect_explanation,
     expect_number,
+    expect_plain_number,
     mean_pixel_diff,
     quiet_copy,
     run_check,
@@ -202,7 +203,7 @@ def check_seed_or_prompt(seed_or_prompt: Any, explanation: Any, pipe: Any) -> Ve
             f"got {measured!r}",
         )
         for value in measured.values():
-            expect_number(value, "a mean pixel difference (a float)")
+            expect_plain_number(value, "a mean pixel difference (a float)")
         first, second = SEED_PROMPTS
         start = seeded_picture(pipe, first, 0)
         want = {

@@ -16,7 +16,7 @@ from . import (
     answer_parts,
     expect,
     expect_explanation,
-    expect_number,
+    expect_plain_number,
     run_check,
 )
 
@@ -55,7 +55,7 @@ def check_vae_or_resize(
             f"got {measured!r}",
         )
         for key, want in vae_or_resize_psnrs(vae, picture).items():
-            expect_number(measured[key], f"vae_or_resize[{key!r}]: a PSNR in dB")
+            expect_plain_number(measured[key], f"vae_or_resize[{key!r}]: a PSNR in dB")
             expect(
                 abs(measured[key] - want) <= 0.1,
                 f"vae_or_resize[{key!r}] is {measured[key]:.2f} dB, expected {want:.2f}: "

@@ -17,7 +17,7 @@ from . import (
     expect,
     expect_explanation,
     expect_integer,
-    expect_number,
+    expect_plain_number,
     mean_pixel_diff,
     quiet_copy,
     run_check,
@@ -242,7 +242,7 @@ def check_config_change(
             f"got {measured!r}",
         )
         for key, want in config_change_differences(pipe, config).items():
-            expect_number(measured[key], f"config_change[{key!r}]: a float")
+            expect_plain_number(measured[key], f"config_change[{key!r}]: a float")
             expect(
                 abs(measured[key] - want) <= 0.5,
                 f"config_change[{key!r}] is {measured[key]:.2f}, expected {want:.2f}: "

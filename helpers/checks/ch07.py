@@ -23,6 +23,7 @@ from . import (
     expect,
     expect_explanation,
     expect_number,
+    expect_plain_number,
     mean_pixel_diff,
     quiet_copy,
     run_check,
@@ -178,7 +179,7 @@ def check_strength_one(
 
     def test(answer: tuple[Any, Any]) -> None:
         value, text = answer
-        expect_number(value, "a mean pixel difference (a float)")
+        expect_plain_number(value, "a mean pixel difference (a float)")
         want = strength_one_difference(pipe, init_image)
         expect(
             abs(value - want) <= 0.5,
