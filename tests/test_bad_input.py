@@ -18,35 +18,27 @@ import nbformat
 import numpy as np
 import pytest
 import torch
-from diffusers import UNet2DConditionModel
 from PIL import Image
 from sample_book import sample_notebook
 
 from helpers import (
-    ModelChoice,
     bench,
     decode_latents,
     encode_image,
     exercises,
     image_grid,
-    load_component,
     numpy_to_pil,
     show_images,
     to_pil,
 )
 from helpers.checks import ExerciseFailed
-from helpers.checks.ch04 import check_bottom_shape
 from helpers.checks.ch05 import check_crossover
+from helpers.checks.ch08 import SETUPS, check_small_gpu
 from helpers.schedulers import make_scheduler
 from helpers.sd15 import sd15_config
 from helpers.tiny import tokenizer
 
 PICTURE = Image.new("RGB", (8, 8), "red")
-
-
-@pytest.fixture(scope="module")
-def tiny_unet(tiny_choice: ModelChoice) -> UNet2DConditionModel:
-    return load_component(UNet2DConditionModel, "unet", tiny_choice)
 
 
 def pip_offline(*args: Any, **kwargs: Any) -> subprocess.CompletedProcess:
@@ -150,10 +142,10 @@ CALLS: list[tuple[str, Callable[..., Any], type[Exception], str]] = [
         r"^2 images but 1 titles: give one title per picture, in a list$",
     ),
     (
-        "bottom_shape of letters",
-        lambda unet: check_bottom_shape(("a", "b", "c"), unet),
+        "batch sizes of letters",
+        lambda _: check_small_gpu(dict.fromkeys(SETUPS, "a"), "too short"),
         ExerciseFailed,
-        r"^each of bottom_shape's three numbers: expected a Python int, got str 'a'$",
+        r"^fits_in_7gib\['classic attention'\]: expected a Python int, got str 'a'$",
     ),
     (
         "crossover as a float",
@@ -170,13 +162,10 @@ CALLS: list[tuple[str, Callable[..., Any], type[Exception], str]] = [
     "what, call, error, message", CALLS, ids=[case[0] for case in CALLS]
 )
 def test_a_bad_call_says_what_is_wrong_and_how_to_fix_it(
-    what, call, error, message, sd_vae, request
+    what, call, error, message, sd_vae
 ):
-    argument = (
-        request.getfixturevalue("tiny_unet") if "bottom_shape" in what else sd_vae
-    )
     with pytest.raises(error) as raised:
-        call(argument)
+        call(sd_vae)
     assert "\n" not in str(raised.value)
     assert raised.match(message)
 

@@ -7,12 +7,18 @@ from PIL import Image
 from helpers import image_grid
 from helpers.checks import ExerciseFailed
 from helpers.checks.ch00 import (
+    DECODE_PROMPT,
+    EXERCISE_STEPS,
+    SEED_PROMPTS,
+    check_decode_by_hand,
     check_prompt_rows,
     check_same_seed,
+    check_seed_or_prompt,
     check_unet_share,
     default_steps,
     native_size,
 )
+from helpers.compare import mean_pixel_diff
 from helpers.memory import parameter_count
 
 PROMPTS = [
@@ -105,8 +111,91 @@ def test_unet_share(pipe):
         )
 
 
+# ex-00-decode-by-hand ------------------------------------------------------------------------------------------
+
+
+def decoded(pipe, scale: str = "divide", mapped: bool = True):
+    """The exercise's latents decoded by hand; the flags make the mistakes a learner might make."""
+    latents = pipe(
+        DECODE_PROMPT,
+        num_inference_steps=EXERCISE_STEPS,
+        generator=torch.Generator().manual_seed(0),
+        output_type="latent",
+    ).images  # (1, 4, h, w)
+    factor = pipe.vae.config.scaling_factor
+    latents = {"divide": latents / factor, "multiply": latents * factor}.get(
+        scale, latents
+    )
+    with torch.no_grad():
+        pixels = pipe.vae.decode(latents).sample[0]  # (3, H, W) in about [-1, 1]
+    pixels = pixels / 2 + 0.5 if mapped else pixels
+    pixels = pixels.clamp(0, 1)
+    array = (pixels.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    return Image.fromarray(array)
+
+
+def test_decode_by_hand(pipe):
+    assert check_decode_by_hand(decoded(pipe), pipe)
+    for mistake in ({"scale": "none"}, {"scale": "multiply"}, {"mapped": False}):
+        with pytest.raises(ExerciseFailed, match="differs from the pipeline's picture"):
+            check_decode_by_hand(decoded(pipe, **mistake), pipe)
+    with pytest.raises(ExerciseFailed, match="PIL image"):
+        check_decode_by_hand(torch.zeros(3, 64, 64), pipe)
+
+
+# ex-00-seed-or-prompt -------------------------------------------------------------------------------------------
+
+EXPLANATION = (
+    "The seed fixes the starting noise, and with it the layout: where things go and how big. The prompt "
+    "steers each denoising step toward what it names. Another GPU, float16 or another scheduler changes "
+    "the arithmetic of every step, so the same seed can end in another picture."
+)
+
+
+def seed_or_prompt(pipe) -> dict[str, float]:
+    first, second = SEED_PROMPTS
+
+    def picture(prompt, seed):
+        return pipe(
+            prompt,
+            num_inference_steps=EXERCISE_STEPS,
+            generator=torch.Generator().manual_seed(seed),
+        ).images[0]
+
+    start = picture(first, 0)
+    return {
+        "seed": mean_pixel_diff([start], [picture(first, 1)]),
+        "prompt": mean_pixel_diff([start], [picture(second, 0)]),
+    }
+
+
+def test_seed_or_prompt(pipe):
+    measured = seed_or_prompt(pipe)
+    assert abs(measured["seed"] - measured["prompt"]) > 1, (
+        "the two differences must differ for a swap to be caught"
+    )
+    assert check_seed_or_prompt(measured, EXPLANATION, pipe)
+    wrong_answers = [
+        ({"seed": measured["prompt"], "prompt": measured["seed"]}, EXPLANATION),
+        ({"seed": 255.0, "prompt": 255.0}, EXPLANATION),  # the largest difference
+        ({"seed": measured["seed"]}, EXPLANATION),  # one key
+        (measured, "the seed"),  # no explanation
+    ]
+    for answer, explanation in wrong_answers:
+        with pytest.raises(ExerciseFailed):
+            check_seed_or_prompt(answer, explanation, pipe)
+
+
 @pytest.mark.parametrize(
-    "check", [check_same_seed, check_prompt_rows, check_unet_share]
+    "check",
+    [
+        check_same_seed,
+        check_prompt_rows,
+        check_unet_share,
+        check_decode_by_hand,
+        lambda answer, pipe: check_seed_or_prompt(answer, EXPLANATION, pipe),
+        lambda answer, pipe: check_seed_or_prompt({"seed": 1.0}, answer, pipe),
+    ],
 )
 def test_placeholder_is_not_done(pipe, check, capsys):
     assert check(..., pipe).passed is False

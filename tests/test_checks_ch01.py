@@ -2,14 +2,18 @@
 
 import pytest
 import torch
-from diffusers import PNDMScheduler
+from diffusers import DDPMScheduler, PNDMScheduler
 
 from helpers.checks import ExerciseFailed
 from helpers.checks.ch01 import (
+    CLEAN_TIMESTEPS,
     check_add_noise,
-    check_crossover,
+    check_clean_guess,
     check_wide_latent_numbers,
+    clean_guess_errors,
 )
+from helpers.images import load_sample_image
+from helpers.latents import encode_image
 from helpers.sd15 import sd15_config
 from helpers.tiny.config import TinyConfig, make_vae
 
@@ -57,21 +61,52 @@ def test_add_noise_accepts_a_correct_answer_after_add_noise_moved_the_schedule_t
     assert scheduler.alphas_cumprod.device.type == "meta"
 
 
-def test_crossover(scheduler, capsys):
-    alphas_cumprod = scheduler.alphas_cumprod
-    crossover_t = int(
-        torch.nonzero((1 - alphas_cumprod).sqrt() > alphas_cumprod.sqrt())[0]
-    )
-    assert check_crossover(crossover_t, scheduler)
-    assert "[ex-01-crossover] PASS" in capsys.readouterr().out
-    for wrong in (crossover_t - 1, crossover_t + 1, 500):
-        with pytest.raises(ExerciseFailed, match=f"got {wrong}"):
-            check_crossover(wrong, scheduler)
-    with pytest.raises(ExerciseFailed, match="Python int"):
-        check_crossover(torch.tensor(crossover_t), scheduler)
-    for not_whole in (float(crossover_t), crossover_t + 0.4, str(crossover_t)):
-        with pytest.raises(ExerciseFailed, match="crossover_t: expected a Python int"):
-            check_crossover(not_whole, scheduler)
+# ex-01-clean-guess ------------------------------------------------------------------------------------------------
+
+EXPLANATION = (
+    "The clean guess divides by sqrt(alpha_prod_t): near t = 1000 that is tiny, so a small error in the "
+    "predicted noise becomes a large error in the picture it implies; there is little picture left to see."
+)
+
+
+@pytest.fixture(scope="module")
+def batch(tiny_pipe):
+    """The chapter's inputs: two pictures' latents, their captions' embeddings, a DDPM scheduler."""
+    prompts = [
+        "a red circle on a blue background",
+        "a yellow star on a black background",
+    ]
+    pictures = [load_sample_image(prompt, size=64) for prompt in prompts]
+    z = torch.cat([encode_image(tiny_pipe.vae, p, sample=False) for p in pictures])
+    embeddings, _ = tiny_pipe.encode_prompt(prompts, "cpu", 1, False)
+    scheduler = DDPMScheduler.from_config(tiny_pipe.scheduler.config)
+    return tiny_pipe.unet, scheduler, z, embeddings
+
+
+def test_clean_guess(batch):
+    errors = {t: clean_guess_errors(*batch, t) for t in CLEAN_TIMESTEPS}
+    assert check_clean_guess(errors, EXPLANATION, *batch)
+    unet, scheduler, z, embeddings = batch
+    scheduler_1000 = DDPMScheduler.from_config(scheduler.config)
+    not_divided = {}  # the clean guess without the division by sqrt(alpha_prod_t)
+    for t in CLEAN_TIMESTEPS:
+        noise = torch.randn(z.shape, generator=torch.Generator().manual_seed(0))
+        timesteps = torch.full((len(z),), t)
+        z_t = scheduler_1000.add_noise(z, noise, timesteps)
+        with torch.no_grad():
+            eps_pred = unet(z_t, timesteps, encoder_hidden_states=embeddings).sample
+        guess = z_t - (1 - scheduler_1000.alphas_cumprod[t]).sqrt() * eps_pred
+        not_divided[t] = (errors[t][0], torch.nn.functional.mse_loss(guess, z).item())
+    wrong_answers = [
+        ({t: errors[t][::-1] for t in errors}, EXPLANATION),  # the pair swapped
+        (not_divided, EXPLANATION),
+        ({t: errors[t] for t in CLEAN_TIMESTEPS[:1]}, EXPLANATION),  # one timestep
+        (errors, "it is larger"),  # no explanation
+    ]
+    for answer, explanation in wrong_answers:
+        with pytest.raises(ExerciseFailed):
+            check_clean_guess(answer, explanation, *batch)
+    assert check_clean_guess(..., EXPLANATION, *batch).passed is False
 
 
 def test_wide_latent_numbers(sd_vae, capsys):
@@ -100,6 +135,5 @@ def test_wide_latent_numbers(sd_vae, capsys):
 
 def test_placeholder_is_not_done(scheduler, capsys):
     assert check_add_noise(..., scheduler).passed is False
-    assert check_crossover(..., scheduler).passed is False
     assert check_wide_latent_numbers(..., make_vae(TinyConfig()), 64).passed is False
-    assert capsys.readouterr().out.count("NOT DONE") == 3
+    assert capsys.readouterr().out.count("NOT DONE") == 2

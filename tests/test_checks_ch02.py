@@ -1,11 +1,20 @@
 """The chapter 2 checks pass the reference solutions, fail plausible wrong answers and say NOT DONE to `...`."""
 
+import numpy as np
 import pytest
 import torch
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+from PIL import Image
 
 from helpers.checks import ExerciseFailed
-from helpers.checks.ch02 import check_down_shapes, check_kl, check_latent_shape
+from helpers.checks.ch02 import (
+    check_down_shapes,
+    check_kl,
+    check_vae_or_resize,
+    picture_psnr,
+    vae_or_resize_psnrs,
+)
+from helpers.images import load_sample_image
 from helpers.tiny.config import TinyConfig, make_vae
 
 
@@ -16,29 +25,42 @@ def tiny_vae():
     ).eval()  # the checks read shapes and configs, so untrained weights do
 
 
-def test_latent_shape(tiny_vae, sd_vae, capsys):
-    for vae in (tiny_vae, sd_vae):  # tiny-shapes-sd's layout and SD v1.5's
-        native, factor, channels = (
-            vae.config.sample_size,
-            2 ** (len(vae.config.block_out_channels) - 1),
-            4,
+# ex-02-vae-or-resize ----------------------------------------------------------------------------------------------
+
+EXPLANATION = (
+    "Both keep a few numbers per patch of the picture, but the VAE's encoder learned which numbers to keep "
+    "and its decoder how to redraw the edges from them, while a resize can only average the pixels."
+)
+
+
+def test_vae_or_resize(tiny_pipe):
+    vae = tiny_pipe.vae
+    picture = load_sample_image("a yellow star on a purple background", size=64)
+    measured = vae_or_resize_psnrs(vae, picture)
+    assert abs(measured["vae"] - measured["resize"]) > 0.5, (
+        "the two PSNRs must differ for a swap to be caught"
+    )
+    assert check_vae_or_resize(measured, EXPLANATION, vae, picture)
+    bicubic = Image.Resampling.BICUBIC
+    by_4 = picture.resize((16, 16), bicubic).resize(picture.size, bicubic)
+    nearest = picture.resize((8, 8), Image.Resampling.NEAREST).resize(picture.size)
+    wrong_answers = [
+        ({"vae": measured["resize"], "resize": measured["vae"]}, EXPLANATION),
+        ({**measured, "resize": picture_psnr(picture, by_4)}, EXPLANATION),
+        ({**measured, "resize": picture_psnr(picture, nearest)}, EXPLANATION),
+        (measured, "the VAE"),  # no explanation
+    ]
+    with pytest.raises(ExerciseFailed, match="numpy float64: wrap it in float"):
+        check_vae_or_resize(
+            {key: np.float64(value) for key, value in measured.items()},
+            EXPLANATION,
+            vae,
+            picture,
         )
-        assert check_latent_shape(
-            (3, channels, native // factor, 2 * native // factor), vae
-        )
-        assert "[ex-02-latent-shape] PASS" in capsys.readouterr().out
-        for wrong, message in [
-            (
-                (3, channels, 2 * native // factor, native // factor),
-                "height comes before width",
-            ),
-            ((3, 3, native // factor, 2 * native // factor), "channels"),
-            ((1, channels, native // factor, 2 * native // factor), "batch"),
-            ((3, channels, native, 2 * native), "scale factor"),
-            ([3, channels, native // factor, 2 * native // factor], "tuple"),
-        ]:
-            with pytest.raises(ExerciseFailed, match=message):
-                check_latent_shape(wrong, vae)
+    for answer, explanation in wrong_answers:
+        with pytest.raises(ExerciseFailed):
+            check_vae_or_resize(answer, explanation, vae, picture)
+    assert check_vae_or_resize(..., EXPLANATION, vae, picture).passed is False
 
 
 def test_kl(capsys):
@@ -110,7 +132,6 @@ def test_down_shapes(tiny_vae, sd_vae, capsys):
 
 def test_placeholder_is_not_done(tiny_vae, capsys):
     posterior = DiagonalGaussianDistribution(torch.zeros(1, 8, 2, 2))
-    assert check_latent_shape(..., tiny_vae).passed is False
     assert check_kl(..., posterior).passed is False
     assert check_down_shapes(..., tiny_vae, torch.zeros(1, 3, 64, 64)).passed is False
-    assert capsys.readouterr().out.count("NOT DONE") == 3
+    assert capsys.readouterr().out.count("NOT DONE") == 2

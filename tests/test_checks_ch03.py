@@ -20,6 +20,11 @@ from helpers.checks.ch03 import (
     clip_caption_probs,
 )
 
+EXPLANATION = (
+    "CLIP reads the caption as a whole, and the colour-swapped caption holds the same words: which word "
+    "goes with which shape is the part a contrastive model learns least well."
+)
+
 
 @pytest.fixture(scope="module")
 def parts(tiny_choice: ModelChoice) -> tuple[CLIPTokenizer, CLIPTextModel]:
@@ -35,7 +40,7 @@ def test_not_done_prints(
     tokenizer, text_encoder = parts
     assert not check_padded_ids(..., tokenizer)
     assert not check_pooled(..., tokenizer, text_encoder)
-    assert not check_caption_probs(..., None, None)
+    assert not check_caption_probs(..., EXPLANATION, None, None)
     assert not check_cosine_matrix(...)
     assert capsys.readouterr().out.count("NOT DONE") == 4
 
@@ -84,23 +89,28 @@ def test_pooled(parts: tuple[CLIPTokenizer, CLIPTextModel]) -> None:
 def test_caption_probs(tiny_choice: ModelChoice) -> None:
     clip_model, processor = load_clip(tiny_choice)
     probs = clip_caption_probs(clip_model, processor)
-    assert check_caption_probs(probs, clip_model, processor)
+    assert check_caption_probs(probs, EXPLANATION, clip_model, processor)
     with pytest.raises(ExerciseFailed, match="sum to 1"):  # logits, not probabilities
-        check_caption_probs(probs.log() + 3, clip_model, processor)
+        check_caption_probs(probs.log() + 3, EXPLANATION, clip_model, processor)
     all_on_the_least_likely = F.one_hot(
         probs.argmin(), len(TRIANGLE_CANDIDATES)
     ).float()  # a distribution, not CLIP's
     with pytest.raises(ExerciseFailed, match="expected"):
-        check_caption_probs(all_on_the_least_likely, clip_model, processor)
+        check_caption_probs(all_on_the_least_likely, EXPLANATION, clip_model, processor)
     with pytest.raises(ExerciseFailed, match="one per caption"):
-        check_caption_probs(probs[:2] / probs[:2].sum(), clip_model, processor)
+        check_caption_probs(
+            probs[:2] / probs[:2].sum(), EXPLANATION, clip_model, processor
+        )
     typed_in = F.one_hot(
         probs.argmax(), len(TRIANGLE_CANDIDATES)
     ).float()  # CLIP's favourite, by hand
     with pytest.raises(ExerciseFailed, match="not CLIP's for the triangle"):
-        check_caption_probs(typed_in, clip_model, processor)
+        check_caption_probs(typed_in, EXPLANATION, clip_model, processor)
     with pytest.raises(ExerciseFailed, match="tensor"):
-        check_caption_probs(probs.tolist(), clip_model, processor)
+        check_caption_probs(probs.tolist(), EXPLANATION, clip_model, processor)
+    with pytest.raises(ExerciseFailed, match="explanation"):
+        check_caption_probs(probs, "the first", clip_model, processor)
+    assert not check_caption_probs(probs, ..., clip_model, processor)
 
 
 def test_cosine_matrix() -> None:

@@ -11,9 +11,12 @@ from diffusers import UNet2DConditionModel
 from helpers import ModelChoice, load_component
 from helpers.checks import ExerciseFailed
 from helpers.checks.ch04 import (
-    check_bottom_shape,
+    TOLD_TIMESTEPS,
+    TRUE_TIMESTEP,
     check_text_reading_params,
     check_timestep_features,
+    check_told_timestep,
+    told_timestep_errors,
 )
 
 
@@ -37,9 +40,8 @@ def test_not_done_prints(
     capsys: pytest.CaptureFixture[str], unet: UNet2DConditionModel
 ) -> None:
     assert not check_text_reading_params(..., unet)
-    assert not check_bottom_shape(..., unet)
     assert not check_timestep_features(..., unet)
-    assert capsys.readouterr().out.count("NOT DONE") == 3
+    assert capsys.readouterr().out.count("NOT DONE") == 2
 
 
 def test_text_reading_params(unet: UNet2DConditionModel) -> None:
@@ -63,38 +65,29 @@ def test_text_reading_params(unet: UNet2DConditionModel) -> None:
         check_text_reading_params(float(count(".attn2.to_k.", ".attn2.to_v.")), unet)
 
 
-def test_bottom_shape(unet: UNet2DConditionModel) -> None:
-    size = unet.config.sample_size
-    latents = torch.zeros(1, unet.config.in_channels, size, 2 * size)
-    shapes = []
-    handle = unet.mid_block.register_forward_hook(
-        lambda module, args, output: shapes.append(tuple(output.shape[1:]))
-    )
-    with torch.no_grad():
-        unet(
-            latents,
-            10,
-            encoder_hidden_states=torch.zeros(1, 77, unet.config.cross_attention_dim),
-        )
-    handle.remove()
-    assert check_bottom_shape(shapes[0], unet)  # the shape the real model gives
-    channels, height, width = shapes[0]
-    with pytest.raises(ExerciseFailed, match="twice as wide"):
-        check_bottom_shape((channels, height, height), unet)
-    with pytest.raises(ExerciseFailed, match="channels"):
-        check_bottom_shape((unet.config.block_out_channels[0], height, width), unet)
-    with pytest.raises(ExerciseFailed, match="at the bottom"):
-        check_bottom_shape((channels, 2 * height, 2 * width), unet)
-    with pytest.raises(ExerciseFailed, match="tuple"):
-        check_bottom_shape(channels, unet)
-    with pytest.raises(
-        ExerciseFailed, match="three numbers: expected a Python int, got str 'a'"
-    ):
-        check_bottom_shape(
-            ("a", "b", "c"), unet
-        )  # once crashed with "invalid literal for int()"
-    with pytest.raises(ExerciseFailed, match="expected a Python int, got float"):
-        check_bottom_shape((float(channels), height + 0.5, width), unet)
+# ex-04-told-timestep ----------------------------------------------------------------------------------------------
+
+EXPLANATION = (
+    "The timestep is the UNet's only clue to how much of its input is noise: told 100 it takes the noise "
+    "for picture, told 900 it takes the picture for noise, and either way its prediction misses."
+)
+
+
+def test_told_timestep(tiny_pipe) -> None:
+    errors = {t: told_timestep_errors(tiny_pipe, t) for t in TOLD_TIMESTEPS}
+    assert check_told_timestep(errors, EXPLANATION, tiny_pipe)
+    told_the_truth = dict.fromkeys(TOLD_TIMESTEPS, errors[TRUE_TIMESTEP])
+    reversed_keys = dict(zip(TOLD_TIMESTEPS, reversed(list(errors.values()))))
+    wrong_answers = [
+        (told_the_truth, EXPLANATION),  # the same timestep every time
+        (reversed_keys, EXPLANATION),
+        ({t: errors[t] for t in TOLD_TIMESTEPS[:2]}, EXPLANATION),
+        (errors, "it grows"),  # no explanation
+    ]
+    for answer, explanation in wrong_answers:
+        with pytest.raises(ExerciseFailed):
+            check_told_timestep(answer, explanation, tiny_pipe)
+    assert not check_told_timestep(..., EXPLANATION, tiny_pipe)
 
 
 def test_timestep_features(unet: UNet2DConditionModel) -> None:

@@ -9,6 +9,7 @@ from diffusers import EulerDiscreteScheduler, PNDMScheduler
 from helpers import TINY_MODEL_DIR
 from helpers.checks import ExerciseFailed
 from helpers.checks.ch05 import (
+    check_config_change,
     check_crossover,
     check_karras_sigmas,
     check_linear_schedule,
@@ -17,6 +18,7 @@ from helpers.checks.ch05 import (
     check_sigmas,
     check_v_from_epsilon,
     check_zero_terminal_snr,
+    config_change_differences,
 )
 
 # What the chapter's `config` holds: tiny-shapes-sd's own scheduler config, with its explicit "leading" spacing.
@@ -241,3 +243,32 @@ def test_crossover_wants_one_integer() -> None:
             ExerciseFailed, match="crossover_t: expected one integer, got"
         ):
             check_crossover(not_whole, CONFIG)
+
+
+# ex-05-config-change ----------------------------------------------------------------------------------------------
+
+EXPLANATION = (
+    "The spacing is the sampler's choice: the UNet is asked the questions it was trained on, at other "
+    "timesteps. The prediction type is the model's: read as a velocity, a noise prediction points every "
+    "step at the wrong clean picture."
+)
+
+
+def test_config_change(tiny_pipe) -> None:
+    config = tiny_pipe.scheduler.config
+    measured = config_change_differences(tiny_pipe, config)
+    assert measured["prediction_type"] > measured["timestep_spacing"] + 1, (
+        "the wrong prediction type must break the picture for the check to mean anything"
+    )
+    assert check_config_change(measured, EXPLANATION, tiny_pipe, config)
+    swapped = dict(zip(measured, reversed(list(measured.values()))))
+    wrong_answers = [
+        (swapped, EXPLANATION),
+        ({key: 255 * value / 100 for key, value in measured.items()}, EXPLANATION),
+        ({"timestep_spacing": measured["timestep_spacing"]}, EXPLANATION),
+        (measured, "the second"),  # no explanation
+    ]
+    for answer, explanation in wrong_answers:
+        with pytest.raises(ExerciseFailed):
+            check_config_change(answer, explanation, tiny_pipe, config)
+    assert not check_config_change(..., EXPLANATION, tiny_pipe, config)

@@ -8,7 +8,15 @@ import pytest
 from diffusers import PNDMScheduler
 
 from helpers.checks import ExerciseFailed
-from helpers.checks.ch07 import check_drop_captions, check_first_step, check_signal_left
+from helpers.checks.ch07 import (
+    check_drop_captions,
+    check_first_step,
+    check_signal_left,
+    check_strength_one,
+    library_first_step,
+    strength_one_difference,
+)
+from helpers.images import load_sample_image
 from helpers.img2img import start_step
 from helpers.sd15 import sd15_config
 
@@ -101,3 +109,37 @@ def test_drop_captions_must_draw_from_rng() -> None:
 
     with pytest.raises(ExerciseFailed, match="another rng seed gave the same drops"):
         check_drop_captions(drop_with_a_seed_of_its_own)
+
+
+def test_first_step_is_the_librarys() -> None:
+    """The check asks StableDiffusionImg2ImgPipeline.get_timesteps itself, and agrees with helpers' start_step."""
+    assert all(
+        library_first_step(steps, strength) == start_step(steps, strength)
+        for steps in (10, 25, 50)
+        for strength in (0.0, 0.3, 0.62, 1.0)
+    )
+
+
+# ex-07-strength-one -----------------------------------------------------------------------------------------------
+
+EXPLANATION = (
+    "The generator draws the VAE's sample before the noise, so the noise differs from text to image's, and "
+    "the first timestep still holds a few percent of the start picture; both move the picture."
+)
+
+
+def test_strength_one(tiny_pipe) -> None:
+    init_image = load_sample_image("a red circle on a blue background", size=64)
+    difference = strength_one_difference(tiny_pipe, init_image)
+    assert difference > 1, "the two pictures must differ for the check to mean anything"
+    assert check_strength_one(difference, EXPLANATION, tiny_pipe, init_image)
+    wrong_answers = [
+        (0.0, EXPLANATION),  # "strength 1 is text to image"
+        (difference * 255 / 100, EXPLANATION),  # another scale
+        ("large", EXPLANATION),
+        (difference, "the noise"),  # no explanation
+    ]
+    for answer, explanation in wrong_answers:
+        with pytest.raises(ExerciseFailed):
+            check_strength_one(answer, explanation, tiny_pipe, init_image)
+    assert not check_strength_one(..., EXPLANATION, tiny_pipe, init_image)

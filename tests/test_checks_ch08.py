@@ -2,42 +2,101 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
 from helpers.checks import ExerciseFailed
-from helpers.checks.ch08 import check_psnr, check_scores_gib, check_unet_fp16_gib
+from helpers.checks.ch08 import (
+    check_scores_gib,
+    check_sliced_attention,
+    check_small_gpu,
+    check_unet_fp16_gib,
+    largest_batches,
+)
+from helpers.memory import GIB
 
 
 def test_not_done_prints(capsys: pytest.CaptureFixture[str]) -> None:
-    assert not check_psnr(...)
+    assert not check_sliced_attention(...)
+    assert not check_small_gpu(..., EXPLANATION)
     assert not check_unet_fp16_gib(...)
     assert not check_scores_gib(...)
-    assert capsys.readouterr().out.count("NOT DONE") == 3
+    assert capsys.readouterr().out.count("NOT DONE") == 4
 
 
-def test_psnr() -> None:
-    def psnr(picture: np.ndarray, reference: np.ndarray) -> float:
-        error = np.asarray(picture, np.float64) - np.asarray(reference, np.float64)
-        return 10 * np.log10(255**2 / np.mean(error**2))
+# ex-08-sliced-attention -------------------------------------------------------------------------------------------
 
-    assert check_psnr(psnr)
-    with pytest.raises(ExerciseFailed, match="two forms"):
-        check_psnr(
-            lambda a, b: 20 * np.log10(255 / np.mean((a.astype(float) - b) ** 2))
+
+def slicing(
+    scale: bool = True, softmax_dim: int = -1, whole: bool = False, last: bool = True
+):
+    """A ``sliced_attention``; the flags make the mistakes a learner might make."""
+
+    def sliced_attention(query, key, value, slice_size):
+        size = len(query) if whole else slice_size
+        stop = len(query) if last else len(query) // size * size  # forgets the rest
+        out = torch.zeros_like(query)
+        for start in range(0, stop, size):
+            rows = slice(start, start + size)
+            scores = query[rows] @ key[rows].transpose(-1, -2)  # (slice, N, M)
+            if scale:
+                scores = scores / query.shape[-1] ** 0.5
+            out[rows] = scores.softmax(dim=softmax_dim) @ value[rows]
+        return out
+
+    return sliced_attention
+
+
+def test_sliced_attention() -> None:
+    assert check_sliced_attention(slicing())
+    for mistake, message in [
+        ({"whole": True}, "was made, more than one slice's scores"),
+        ({"scale": False}, "differs from"),
+        ({"softmax_dim": -2}, "differs from"),
+        ({"last": False}, "the last slice too"),
+    ]:
+        with pytest.raises(ExerciseFailed, match=message):
+            check_sliced_attention(slicing(**mistake))
+    with pytest.raises(ExerciseFailed, match="write the attention yourself"):
+        check_sliced_attention(
+            lambda q, k, v, size: torch.cat(
+                [
+                    F.scaled_dot_product_attention(
+                        q[i : i + size], k[i : i + size], v[i : i + size]
+                    )
+                    for i in range(0, len(q), size)
+                ]
+            )
         )
-    with pytest.raises(
-        ExerciseFailed, match="uint8 wraps"
-    ):  # differences taken in uint8
-        check_psnr(
-            lambda a, b: 10 * np.log10(255**2 / np.mean((a - b).astype(float) ** 2))
-        )
-    with pytest.raises(
-        ExerciseFailed, match=r"28\.13"
-    ):  # mean absolute difference, not a PSNR
-        check_psnr(lambda a, b: np.abs(a.astype(float) - b).mean())
-    with pytest.raises(ExerciseFailed, match="function"):
-        check_psnr(28.13)
+
+
+# ex-08-small-gpu --------------------------------------------------------------------------------------------------
+
+EXPLANATION = (
+    "SDPA first: it is free and the default on PyTorch 2. Then VAE slicing, which costs little time. If "
+    "not even one picture fits, offload the models to the CPU, at a cost in time, or draw smaller pictures."
+)
+
+
+def test_small_gpu() -> None:
+    fits = largest_batches(7 * GIB)
+    assert len(set(fits.values())) == 3, (
+        "the setups must differ for the check to mean anything"
+    )
+    assert check_small_gpu(fits, EXPLANATION)
+    wrong_answers = [
+        (
+            largest_batches(8 * GIB),
+            EXPLANATION,
+        ),  # the card's size, not what PyTorch sees
+        (largest_batches(14.75 * GIB), EXPLANATION),  # the chapter's T4
+        ({label: float(n) for label, n in fits.items()}, EXPLANATION),
+        (fits, "SDPA"),  # no explanation
+    ]
+    for answer, explanation in wrong_answers:
+        with pytest.raises(ExerciseFailed):
+            check_small_gpu(answer, explanation)
 
 
 def test_unet_fp16_gib() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -93,4 +94,28 @@ def expect_number(value: Any, what: str = "a number") -> None:
     expect(
         isinstance(value, (int, float)) and not isinstance(value, bool),
         f"expected {what}, got {type(value).__name__} {value!r}",
+    )
+
+
+def expect_explanation(text: Any, name: str = "explanation", words: int = 20) -> None:
+    """Raise ``ExerciseFailed`` unless ``text`` is a string of at least ``words`` words: an open question's answer
+    is read by a person (see the model answer and the rubric); the check only asks that there is one."""
+    expect(
+        isinstance(text, str) and len(text.split()) >= words,
+        f"{name}: write a few sentences ({words} words at least) as a string",
+    )
+
+
+def answer_parts(*parts: Any) -> Any:
+    """The parts of a many-part answer as one tuple, or ``...`` (not done) while any part is still a placeholder."""
+    return ... if any(part is ... or part is None for part in parts) else parts
+
+
+def expect_plain_number(value: Any, what: str) -> None:
+    """``expect_number``, and not a numpy scalar: those pass for floats here but do not travel to the grader, which
+    loads answers with ``torch.load(weights_only=True)``."""
+    expect_number(value, what)
+    expect(
+        not isinstance(value, np.generic),
+        f"expected {what}, got a numpy {type(value).__name__}: wrap it in float(...)",
     )

@@ -10,10 +10,19 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..compare import max_pixel_diff
+from ..compare import max_pixel_diff, mean_pixel_diff
 from ..latents import vae_scale_factor
 from ..memory import parameter_count
-from . import Verdict, expect, expect_number, quiet_copy, run_check
+from . import (
+    Verdict,
+    answer_parts,
+    expect,
+    expect_explanation,
+    expect_number,
+    expect_plain_number,
+    quiet_copy,
+    run_check,
+)
 
 
 def native_size(pipe: Any) -> int:
@@ -26,6 +35,12 @@ STAR_PROMPT, STAR_SEED = (
     7,
 )  # the exercise's picture
 GRID_ROWS, GRID_COLS = 3, 2  # three prompts, two pictures each
+DECODE_PROMPT, DECODE_SEED = "a red circle on a blue background", 0
+SEED_PROMPTS = (
+    "a red circle on a blue background",
+    "a yellow star on a purple background",
+)
+EXERCISE_STEPS = 10  # enough steps for a picture, few enough for a quick check
 
 
 def default_steps(pipe: Any) -> int:
@@ -131,3 +146,70 @@ def check_unet_share(unet_share: Any, pipe: Any) -> Verdict:
         )
 
     return run_check("ex-00-unet-share", unet_share, test)
+
+
+def seeded_picture(pipe: Any, prompt: str, seed: int, **kwargs: Any) -> Any:
+    """The library's first output for ``prompt`` from a CPU generator seeded with ``seed``, in EXERCISE_STEPS steps."""
+    return quiet_copy(pipe)(
+        prompt,
+        num_inference_steps=EXERCISE_STEPS,
+        generator=torch.Generator("cpu").manual_seed(seed),
+        **kwargs,
+    ).images[0]
+
+
+def check_decode_by_hand(decoded_by_hand: Any, pipe: Any) -> Verdict:
+    """The latents of ``DECODE_PROMPT`` (seed 0, 10 steps) decoded by hand: the picture ``pipe`` returns itself."""
+
+    def test(picture: Any) -> None:
+        expect(
+            isinstance(picture, Image.Image),
+            f"decoded_by_hand: expected a PIL image, got {type(picture).__name__}",
+        )
+        expected = seeded_picture(pipe, DECODE_PROMPT, DECODE_SEED)
+        expect(
+            picture.size == expected.size,
+            f"decoded_by_hand: expected {expected.size} pixels, got {picture.size}",
+        )
+        difference = max_pixel_diff([picture], [expected])
+        expect(
+            difference <= 1,
+            f"decoded_by_hand differs from the pipeline's picture by up to {difference} of 255: "
+            "divide the latents by vae.config.scaling_factor before vae.decode, then map "
+            "[-1, 1] to [0, 1] with x / 2 + 0.5, clamp, and scale to 0-255",
+        )
+
+    return run_check("ex-00-decode-by-hand", decoded_by_hand, test)
+
+
+def check_seed_or_prompt(seed_or_prompt: Any, explanation: Any, pipe: Any) -> Verdict:
+    """{"seed": mean difference between two seeds' pictures, "prompt": between two prompts' pictures}, and an
+    explanation of what each decides."""
+
+    def test(answer: tuple[Any, Any]) -> None:
+        measured, text = answer
+        expect(
+            isinstance(measured, dict) and set(measured) == {"seed", "prompt"},
+            'seed_or_prompt: expected a dict with the keys "seed" and "prompt", '
+            f"got {measured!r}",
+        )
+        for value in measured.values():
+            expect_plain_number(value, "a mean pixel difference (a float)")
+        first, second = SEED_PROMPTS
+        start = seeded_picture(pipe, first, 0)
+        want = {
+            "seed": mean_pixel_diff([start], [seeded_picture(pipe, first, 1)]),
+            "prompt": mean_pixel_diff([start], [seeded_picture(pipe, second, 0)]),
+        }
+        for key, value in want.items():
+            expect(
+                abs(measured[key] - value) <= 0.5,
+                f"seed_or_prompt[{key!r}] is {measured[key]:.2f}, expected {value:.2f}: the "
+                f"mean absolute pixel difference, {EXERCISE_STEPS} steps, CPU generators "
+                f"(seeds 0 and 1 of {first!r}; {first!r} and {second!r} at seed 0)",
+            )
+        expect_explanation(text)
+
+    return run_check(
+        "ex-00-seed-or-prompt", answer_parts(seed_or_prompt, explanation), test
+    )

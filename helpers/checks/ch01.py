@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from ..latents import vae_scale_factor
-from . import Verdict, expect, expect_integer, run_check
+from . import (
+    Verdict,
+    answer_parts,
+    expect,
+    expect_explanation,
+    expect_number,
+    run_check,
+)
 
 
 def check_add_noise(add_noise_by_hand: Any, scheduler: Any) -> Verdict:
@@ -42,25 +51,64 @@ def check_add_noise(add_noise_by_hand: Any, scheduler: Any) -> Verdict:
     return run_check("ex-01-add-noise", add_noise_by_hand, test)
 
 
-def check_crossover(crossover_t: Any, scheduler: Any) -> Verdict:
-    """The first timestep where the noise coefficient exceeds the signal coefficient."""
+CLEAN_TIMESTEPS = (50, 950)  # nearly clean, nearly all noise
 
-    def test(t: Any) -> None:
-        expect_integer(t, "crossover_t")
-        alphas_cumprod = scheduler.alphas_cumprod
-        expected = int(torch.nonzero(1 - alphas_cumprod > alphas_cumprod)[0])
-        expect(
-            0 <= t < len(alphas_cumprod),
-            f"timesteps run from 0 to {len(alphas_cumprod) - 1}, got {t}",
-        )
-        expect(
-            t == expected,
-            f"got {t}: at that timestep sqrt(1 - alpha_prod) is "
-            f"{'not yet ' if t < expected else ''}larger than sqrt(alpha_prod)"
-            f"{'' if t < expected else ', but it already was one step earlier'}",
-        )
 
-    return run_check("ex-01-crossover", crossover_t, test)
+def clean_guess_errors(
+    unet: Any, scheduler: Any, z: torch.Tensor, text_embeddings: torch.Tensor, t: int
+) -> tuple[float, float]:
+    """At timestep ``t`` for every picture of ``z``, from noise seeded with 0: the MSE of the UNet's noise
+    prediction, and the MSE of the clean latents that prediction implies."""
+    noise = torch.randn(z.shape, generator=torch.Generator().manual_seed(0))
+    noise = noise.to(z.device, z.dtype)  # (B, 4, h, w)
+    timesteps = torch.full((len(z),), t, device=z.device)
+    alpha_prod_t = scheduler.alphas_cumprod[t].to(z.device)
+    z_t = scheduler.add_noise(z, noise, timesteps)
+    with torch.no_grad():
+        eps_pred = unet(z_t, timesteps, encoder_hidden_states=text_embeddings).sample
+    z_0_hat = (z_t - (1 - alpha_prod_t).sqrt() * eps_pred) / alpha_prod_t.sqrt()
+    return (
+        F.mse_loss(eps_pred.float(), noise.float()).item(),
+        F.mse_loss(z_0_hat.float(), z.float()).item(),
+    )
+
+
+def check_clean_guess(
+    guess_errors: Any,
+    explanation: Any,
+    unet: Any,
+    scheduler: Any,
+    z: torch.Tensor,
+    text_embeddings: torch.Tensor,
+) -> Verdict:
+    """{t: (noise MSE, clean-latents MSE)} at ``CLEAN_TIMESTEPS``, and an explanation."""
+
+    def test(answer: tuple[Any, Any]) -> None:
+        errors, text = answer
+        expect(
+            isinstance(errors, dict) and set(errors) == set(CLEAN_TIMESTEPS),
+            f"guess_errors: expected a dict with the keys {CLEAN_TIMESTEPS}, got {errors!r}",
+        )
+        for t in CLEAN_TIMESTEPS:
+            got = errors[t]
+            expect(
+                isinstance(got, tuple) and len(got) == 2,
+                f"guess_errors[{t}]: expected a pair (noise error, clean error), got {got!r}",
+            )
+            for value in got:
+                expect_number(value, f"guess_errors[{t}]: a float (use .item())")
+            want = clean_guess_errors(unet, scheduler, z, text_embeddings, t)
+            for what, value, expected in zip(("noise", "clean"), got, want):
+                expect(
+                    math.isclose(value, expected, rel_tol=1e-2, abs_tol=1e-6),
+                    f"guess_errors[{t}]: the {what} error is {value:.4g}, expected "
+                    f"{expected:.4g}: noise from torch.Generator().manual_seed(0), the "
+                    "clean guess (z_t - sqrt(1 - alpha_prod_t) eps_pred) / sqrt(alpha_prod_t), "
+                    "each compared by its mean squared error",
+                )
+        expect_explanation(text)
+
+    return run_check("ex-01-clean-guess", answer_parts(guess_errors, explanation), test)
 
 
 def check_wide_latent_numbers(

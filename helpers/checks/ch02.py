@@ -2,48 +2,70 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
 
-from ..latents import vae_scale_factor
-from . import Verdict, expect, run_check
+from ..latents import decode_latents, encode_image, vae_scale_factor
+from . import (
+    Verdict,
+    answer_parts,
+    expect,
+    expect_explanation,
+    expect_plain_number,
+    run_check,
+)
 
 
-def check_latent_shape(latent_shape: Any, vae: Any) -> Verdict:
-    """Latents of 3 pictures, each ``sample_size`` high and twice as wide: (3, channels, H / f, 2 W / f)."""
+def picture_psnr(picture: Any, other: Any) -> float:
+    """Peak signal-to-noise ratio of two same-sized pictures, in dB on the 0-255 scale."""
+    error = np.asarray(picture, np.float64) - np.asarray(other, np.float64)
+    mse = float(np.mean(error**2))
+    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
 
-    def test(shape: Any) -> None:
-        expect(
-            isinstance(shape, tuple)
-            and len(shape) == 4
-            and all(isinstance(n, int) for n in shape),
-            f"expected a tuple of four ints (batch, channels, height, width), got {shape!r}",
-        )
-        factor, native, channels = (
-            vae_scale_factor(vae),
-            vae.config.sample_size,
-            vae.config.latent_channels,
-        )
-        expected = (3, channels, native // factor, 2 * native // factor)
-        expect(
-            shape[0] == 3,
-            f"the batch holds 3 pictures, but the shape starts with {shape[0]}",
-        )
-        expect(
-            shape[1] == channels,
-            f"the latents have {channels} channels (vae.config.latent_channels), not {shape[1]}",
-        )
-        expect(
-            shape[2:] != expected[2:][::-1],
-            "height comes before width in a tensor's shape",
-        )
-        expect(
-            shape == expected,
-            f"got {shape}: each side shrinks by the scale factor {factor}",
-        )
 
-    return run_check("ex-02-latent-shape", latent_shape, test)
+def vae_or_resize_psnrs(vae: Any, picture: Image.Image) -> dict[str, float]:
+    """PSNR of ``picture`` after the VAE's round trip (the latents' mean), and after shrinking it by the VAE's
+    scale factor and enlarging it back (bicubic)."""
+    round_trip = decode_latents(vae, encode_image(vae, picture, sample=False))[0]
+    factor = vae_scale_factor(vae)
+    small = (picture.width // factor, picture.height // factor)
+    bicubic = Image.Resampling.BICUBIC
+    resized = picture.resize(small, bicubic).resize(picture.size, bicubic)
+    return {
+        "vae": picture_psnr(picture, round_trip),
+        "resize": picture_psnr(picture, resized),
+    }
+
+
+def check_vae_or_resize(
+    vae_or_resize: Any, explanation: Any, vae: Any, picture: Image.Image
+) -> Verdict:
+    """{"vae": PSNR of the VAE's round trip, "resize": PSNR of a shrink-and-enlarge}, and an explanation."""
+
+    def test(answer: tuple[Any, Any]) -> None:
+        measured, text = answer
+        expect(
+            isinstance(measured, dict) and set(measured) == {"vae", "resize"},
+            'vae_or_resize: expected a dict with the keys "vae" and "resize", '
+            f"got {measured!r}",
+        )
+        for key, want in vae_or_resize_psnrs(vae, picture).items():
+            expect_plain_number(measured[key], f"vae_or_resize[{key!r}]: a PSNR in dB")
+            expect(
+                abs(measured[key] - want) <= 0.1,
+                f"vae_or_resize[{key!r}] is {measured[key]:.2f} dB, expected {want:.2f}: "
+                "the VAE's round trip from the latents' mean (sample=False), or the picture "
+                "shrunk by the scale factor and enlarged back, both bicubic",
+            )
+        expect_explanation(text)
+
+    return run_check(
+        "ex-02-vae-or-resize", answer_parts(vae_or_resize, explanation), test
+    )
 
 
 def check_kl(kl_by_hand: Any, posterior: Any) -> Verdict:

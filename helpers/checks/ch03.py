@@ -10,7 +10,14 @@ import torch.nn.functional as F
 from transformers import CLIPModel, CLIPProcessor, CLIPTextModel, CLIPTokenizer
 
 from ..images import load_sample_image
-from . import ExerciseFailed, Verdict, expect, run_check
+from . import (
+    ExerciseFailed,
+    Verdict,
+    answer_parts,
+    expect,
+    expect_explanation,
+    run_check,
+)
 
 STAR_PROMPT = "a yellow star on a black background"
 TRIANGLE_PROMPT = "a green triangle on a white background"
@@ -113,12 +120,17 @@ def clip_caption_probs(
 
 
 def check_caption_probs(
-    caption_probs: Any, clip_model: CLIPModel, processor: CLIPProcessor
+    caption_probs: Any,
+    explanation: Any,
+    clip_model: CLIPModel,
+    processor: CLIPProcessor,
 ) -> Verdict:
-    """One probability per caption of ``TRIANGLE_CANDIDATES``, summing to 1, as CLIP gives them for the triangle."""
+    """One probability per caption of ``TRIANGLE_CANDIDATES``, summing to 1, as CLIP gives them for the triangle;
+    and an explanation of which caption wins."""
     candidates = TRIANGLE_CANDIDATES
 
-    def test(answer: Any) -> None:
+    def test(parts: tuple[Any, Any]) -> None:
+        answer, text = parts
         expect(
             isinstance(answer, torch.Tensor),
             f"expected a tensor, got {type(answer).__name__}",
@@ -153,8 +165,11 @@ def check_caption_probs(
             f"the probabilities are not CLIP's for the triangle (log-probabilities differ by "
             f"up to {log_gap:.3g}): take the softmax of clip_model's logits_per_image",
         )
+        expect_explanation(text)
 
-    return run_check("ex-03-caption-probs", caption_probs, test)
+    return run_check(
+        "ex-03-caption-probs", answer_parts(caption_probs, explanation), test
+    )
 
 
 def check_cosine_matrix(cosine_matrix: Any) -> Verdict:

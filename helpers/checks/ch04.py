@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
-from diffusers import UNet2DConditionModel
+import torch.nn.functional as F
+from diffusers import DDPMScheduler, UNet2DConditionModel
 
-from . import Verdict, expect, expect_integer, run_check
+from ..images import load_sample_image, vae_scale_factor
+from ..latents import encode_image
+from ..pipeline import encode_prompt
+from . import (
+    Verdict,
+    answer_parts,
+    expect,
+    expect_explanation,
+    expect_number,
+    run_check,
+)
 
 
 def text_reading_params(unet: UNet2DConditionModel) -> int:
@@ -42,44 +54,54 @@ def check_text_reading_params(answer: Any, unet: UNet2DConditionModel) -> Verdic
     return run_check("ex-04-text-params", answer, test)
 
 
-def bottom_shape(
-    unet: UNet2DConditionModel, height: int, width: int
-) -> tuple[int, int, int]:
-    """(channels, h, w) of the mid block's output for latents of ``height`` x ``width``."""
-    factor = 2 ** sum(block.downsamplers is not None for block in unet.down_blocks)
-    return unet.config.block_out_channels[-1], height // factor, width // factor
+TIMESTEP_PROMPT, TRUE_TIMESTEP, TOLD_TIMESTEPS = (
+    "a yellow circle on a black background",
+    500,
+    (100, 500, 900),
+)
 
 
-def check_bottom_shape(answer: Any, unet: UNet2DConditionModel) -> Verdict:
-    """The mid block's output shape (C, h, w) for latents of the native height and twice the native width."""
+def told_timestep_errors(pipe: Any, told: int) -> float:
+    """MSE of the UNet's noise prediction for latents noised at ``TRUE_TIMESTEP`` (noise seeded with 0) when the
+    UNet is told the timestep ``told``."""
+    native = pipe.unet.config.sample_size * vae_scale_factor(pipe.vae)
+    picture = load_sample_image(TIMESTEP_PROMPT, size=native)
+    z = encode_image(pipe.vae, picture, sample=False)  # (1, 4, h, w)
+    noise = torch.randn(z.shape, generator=torch.Generator().manual_seed(0))
+    noise = noise.to(z.device, z.dtype)
+    scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    z_t = scheduler.add_noise(z, noise, torch.tensor([TRUE_TIMESTEP]))
+    prompt_embeds, _ = encode_prompt(pipe.tokenizer, pipe.text_encoder, TIMESTEP_PROMPT)
+    with torch.no_grad():
+        eps_pred = pipe.unet(z_t, told, encoder_hidden_states=prompt_embeds).sample
+    return F.mse_loss(eps_pred.float(), noise.float()).item()
 
-    def test(shape: Any) -> None:
-        expect(
-            isinstance(shape, (tuple, list, torch.Size)) and len(shape) == 3,
-            f"expected a tuple (channels, height, width), got {shape!r}",
-        )
-        channels, height, width = (
-            expect_integer(n, "each of bottom_shape's three numbers") for n in shape
-        )
-        size = unet.config.sample_size
-        expected = bottom_shape(unet, size, 2 * size)
-        expect(
-            channels == expected[0],
-            f"the mid block has {expected[0]} channels (the last of block_out_channels), "
-            f"got {channels}",
-        )
-        expect(
-            (height, width) != (expected[1], expected[1]),
-            "the latents are twice as wide as they are high: so is the bottom of the U",
-        )
-        expect(
-            (height, width) == expected[1:],
-            f"expected {expected[1]}x{expected[2]} at the bottom "
-            f"(one halving per down block that has a downsampler), "
-            f"got {height}x{width}",
-        )
 
-    return run_check("ex-04-bottom-shape", answer, test)
+def check_told_timestep(timestep_errors: Any, explanation: Any, pipe: Any) -> Verdict:
+    """{t told: noise MSE} for latents noised at 500 and the UNet told 100, 500 and 900; an explanation."""
+
+    def test(answer: tuple[Any, Any]) -> None:
+        errors, text = answer
+        expect(
+            isinstance(errors, dict) and set(errors) == set(TOLD_TIMESTEPS),
+            f"timestep_errors: expected a dict with the keys {TOLD_TIMESTEPS}, got {errors!r}",
+        )
+        for told in TOLD_TIMESTEPS:
+            expect_number(
+                errors[told], f"timestep_errors[{told}]: a float (use .item())"
+            )
+            want = told_timestep_errors(pipe, told)
+            expect(
+                math.isclose(errors[told], want, rel_tol=1e-2, abs_tol=1e-6),
+                f"timestep_errors[{told}] is {errors[told]:.4g}, expected {want:.4g}: the "
+                f"latents noised at t = {TRUE_TIMESTEP} with noise seeded 0, the UNet told "
+                f"t = {told}, the MSE of its prediction against that noise",
+            )
+        expect_explanation(text)
+
+    return run_check(
+        "ex-04-told-timestep", answer_parts(timestep_errors, explanation), test
+    )
 
 
 def check_timestep_features(answer: Any, unet: UNet2DConditionModel) -> Verdict:

@@ -11,7 +11,17 @@ from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import (
     rescale_noise_cfg,
 )
 
-from . import Verdict, expect, expect_integer, run_check
+from ..compare import mean_pixel_diff
+from . import (
+    Verdict,
+    answer_parts,
+    expect,
+    expect_explanation,
+    expect_integer,
+    expect_plain_number,
+    quiet_copy,
+    run_check,
+)
 
 
 def _expect_close(answer: Any, expected: torch.Tensor, what: str) -> None:
@@ -195,7 +205,60 @@ def check_rescale_noise_cfg(rescale: Any) -> Verdict:
     return run_check("ex-05-guidance-rescale", rescale, test)
 
 
+CONFIG_PROMPT, CONFIG_STEPS = "a yellow star on a black background", 10
+CONFIG_CHANGES = {"timestep_spacing": "trailing", "prediction_type": "v_prediction"}
+
+
+def config_change_differences(pipe: Any, config: Mapping[str, Any]) -> dict[str, float]:
+    """For each entry of ``CONFIG_CHANGES``, the mean pixel difference between DDIM pictures (the chapter's prompt,
+    seed 0, 25 steps) with the model's config and with that one entry changed, drawn by the library's pipeline."""
+
+    def picture(**changed: Any) -> Any:
+        scheduler = DDIMScheduler.from_config(config, **changed)
+        library = quiet_copy(pipe, scheduler=scheduler)
+        return library(
+            CONFIG_PROMPT,
+            num_inference_steps=CONFIG_STEPS,
+            generator=torch.Generator().manual_seed(0),
+        ).images[0]
+
+    reference = picture()
+    return {
+        key: mean_pixel_diff([reference], [picture(**{key: value})])
+        for key, value in CONFIG_CHANGES.items()
+    }
+
+
+def check_config_change(
+    config_change: Any, explanation: Any, pipe: Any, config: Mapping[str, Any]
+) -> Verdict:
+    """{config entry: mean pixel difference it makes}, and an explanation of which entries belong to the model."""
+
+    def test(answer: tuple[Any, Any]) -> None:
+        measured, text = answer
+        expect(
+            isinstance(measured, dict) and set(measured) == set(CONFIG_CHANGES),
+            f"config_change: expected a dict with the keys {list(CONFIG_CHANGES)}, "
+            f"got {measured!r}",
+        )
+        for key, want in config_change_differences(pipe, config).items():
+            expect_plain_number(measured[key], f"config_change[{key!r}]: a float")
+            expect(
+                abs(measured[key] - want) <= 0.5,
+                f"config_change[{key!r}] is {measured[key]:.2f}, expected {want:.2f}: "
+                f"DDIM from the model's config, then with {key}="
+                f"{CONFIG_CHANGES[key]!r}; {CONFIG_PROMPT!r}, seed 0, {CONFIG_STEPS} "
+                "steps, the mean absolute pixel difference",
+            )
+        expect_explanation(text)
+
+    return run_check(
+        "ex-05-config-change", answer_parts(config_change, explanation), test
+    )
+
+
 __all__ = [
+    "check_config_change",
     "check_crossover",
     "check_karras_sigmas",
     "check_linear_schedule",

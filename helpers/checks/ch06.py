@@ -17,7 +17,7 @@ from ..latents import decode_latents
 from ..pipeline import encode_prompt, make_latents
 from ..reproducible import seeded
 from ..schedulers import make_scheduler
-from . import Verdict, expect, run_check
+from . import Verdict, answer_parts, expect, expect_explanation, run_check
 
 BATCH_SEEDS = (10, 11, 12)
 PROMPT, NUM_STEPS = "a yellow star on a black background", 25  # the chapter's
@@ -204,17 +204,11 @@ def check_negative_at_one(
             f"negative_effect[7.5] is {effect[7.5]!r}, expected {want}: seed 0, {NEGATIVE_STEPS} steps of "
             f"{type(pipe.scheduler).__name__}, without and with negative_prompt={NEGATIVE_PROMPT!r}",
         )
-        expect(
-            isinstance(text, str) and len(text.split()) >= 20,
-            "explanation: write a few sentences (20 words at least) as a string",
-        )
+        expect_explanation(text)
 
-    answer = (
-        ...
-        if negative_effect is ... or explanation is ...
-        else (negative_effect, explanation)
+    return run_check(
+        "ex-06-negative-at-one", answer_parts(negative_effect, explanation), test
     )
-    return run_check("ex-06-negative-at-one", answer, test)
 
 
 def check_resume(resumed_picture: Any, pipe: StableDiffusionPipeline) -> Verdict:

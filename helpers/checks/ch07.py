@@ -4,14 +4,45 @@ from __future__ import annotations
 
 import math
 import random
+from types import SimpleNamespace
 from typing import Any
 
+import torch
+from diffusers import (
+    DDIMScheduler,
+    StableDiffusionImg2ImgPipeline,
+    StableDiffusionPipeline,
+)
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from PIL import Image
 
+from ..compare import mean_pixel_diff
 from ..img2img import start_step
-from . import Verdict, expect, expect_number, run_check
+from . import (
+    Verdict,
+    answer_parts,
+    expect,
+    expect_explanation,
+    expect_number,
+    expect_plain_number,
+    quiet_copy,
+    run_check,
+)
 
 SIGNAL_STEPS, SIGNAL_STRENGTH = 40, 0.35  # the exercise's numbers
+ONE_PROMPT, ONE_STEPS = "a yellow star on a purple background", 10
+
+
+def library_first_step(num_inference_steps: int, strength: float) -> int:
+    """The index of the first step ``StableDiffusionImg2ImgPipeline.get_timesteps`` keeps, asked of the library
+    itself (with a first-order scheduler, so that positions in its timesteps are steps)."""
+    scheduler = DDIMScheduler()
+    scheduler.set_timesteps(num_inference_steps)
+    holder = SimpleNamespace(scheduler=scheduler)  # all get_timesteps reads of self
+    _, steps_run = StableDiffusionImg2ImgPipeline.get_timesteps(
+        holder, num_inference_steps, strength, "cpu"
+    )
+    return num_inference_steps - steps_run
 
 
 def check_first_step(first_step: Any) -> Verdict:
@@ -24,7 +55,7 @@ def check_first_step(first_step: Any) -> Verdict:
         )
         for steps in (10, 25, 50):
             for strength in (0.0, 0.3, 0.5, 0.62, 0.75, 1.0):
-                got, want = fn(steps, strength), start_step(steps, strength)
+                got, want = fn(steps, strength), library_first_step(steps, strength)
                 expect(
                     isinstance(got, int),
                     f"first_step({steps}, {strength}) returned {got!r}: expected an int",
@@ -110,3 +141,54 @@ def check_drop_captions(drop_captions: Any) -> Verdict:
         )
 
     return run_check("ex-07-drop-captions", drop_captions, test)
+
+
+def strength_one_difference(
+    pipe: StableDiffusionPipeline, init_image: Image.Image
+) -> float:
+    """Mean pixel difference between the library's image to image at strength 1 from ``init_image`` and its text to
+    image, for ``ONE_PROMPT``, seed 0 and ``ONE_STEPS`` steps of fresh copies of the pipe's scheduler."""
+
+    def fresh() -> SchedulerMixin:
+        return type(pipe.scheduler).from_config(pipe.scheduler.config)
+
+    def seeded() -> torch.Generator:
+        return torch.Generator().manual_seed(0)
+
+    img2img = StableDiffusionImg2ImgPipeline(**pipe.components)
+    edited = quiet_copy(img2img, scheduler=fresh())(
+        ONE_PROMPT,
+        image=init_image,
+        strength=1.0,
+        num_inference_steps=ONE_STEPS,
+        generator=seeded(),
+    ).images[0]
+    drawn = quiet_copy(pipe, scheduler=fresh())(
+        ONE_PROMPT, num_inference_steps=ONE_STEPS, generator=seeded()
+    ).images[0]
+    return mean_pixel_diff([edited], [drawn])
+
+
+def check_strength_one(
+    strength_one_diff: Any,
+    explanation: Any,
+    pipe: StableDiffusionPipeline,
+    init_image: Image.Image,
+) -> Verdict:
+    """The mean pixel difference image to image at strength 1 makes against text to image; an explanation."""
+
+    def test(answer: tuple[Any, Any]) -> None:
+        value, text = answer
+        expect_plain_number(value, "a mean pixel difference (a float)")
+        want = strength_one_difference(pipe, init_image)
+        expect(
+            abs(value - want) <= 0.5,
+            f"strength_one_diff is {value:.2f}, expected {want:.2f}: {ONE_PROMPT!r}, "
+            f"seed 0 for each call, {ONE_STEPS} steps, img2img from init_image at "
+            "strength 1.0 against generate, the mean absolute pixel difference",
+        )
+        expect_explanation(text)
+
+    return run_check(
+        "ex-07-strength-one", answer_parts(strength_one_diff, explanation), test
+    )
