@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DConditionModel
 
-from ..images import load_sample_image, vae_scale_factor
-from ..latents import encode_image
+from ..images import load_sample_image
+from ..latents import encode_image, vae_scale_factor
 from ..pipeline import encode_prompt
 from . import (
     Verdict,
