@@ -1,7 +1,7 @@
 """A budget for the GPU world, counted on a CPU: about how long a chapter takes on Colab's T4 with SD v1.5.
 
-With ``SD_BOOK_BUDGET_FILE`` set (the tests set it for each chapter they run), ``resolve_model`` starts a tally in that
-process and tells it the chapter's model, and ``load_component`` hands it every part it loads for
+With ``SD_BOOK_BUDGET_FILE`` set (the tests set it for each chapter they run), the chapter's kernel starts a tally
+as it starts (``start_if_asked``), ``resolve_model`` tells it the chapter's model, and ``load_component`` hands it every part it loads for
 that model (in any dtype): the parts that, on a GPU, are SD v1.5's. The tally counts their work in units of the GPU
 world, whatever the size of the model that runs here:
 
@@ -74,19 +74,24 @@ _tally: Tally | None = None
 _chapter_choice: Any = None  # the ModelChoice that resolve_model made
 
 
-def chapter_model(choice: Any) -> None:
-    """Remember the choice ``resolve_model`` made: parts loaded for it are the chapter's model.
+def start_if_asked() -> None:
+    """Start the tally where ``SD_BOOK_BUDGET_FILE`` names a file; it is written there when the process ends.
 
-    Where ``SD_BOOK_BUDGET_FILE`` names a file, start the tally; it is written there when the process ends.
+    Nothing calls it on import: the tests' chapter kernels call it as they start (``tests/budget_plugin.py``).
     """
-    global _chapter_choice, _tally
-    _chapter_choice = choice
+    global _tally
     path = os.environ.get("SD_BOOK_BUDGET_FILE")
     if path and _tally is None:
         _tally = Tally()
         atexit.register(
             lambda: Path(path).write_text(json.dumps(_tally.as_json(), indent=1))
         )
+
+
+def chapter_model(choice: Any) -> None:
+    """Remember the choice ``resolve_model`` made: parts loaded for it are the chapter's model."""
+    global _chapter_choice
+    _chapter_choice = choice
 
 
 def track(model: torch.nn.Module, choice: Any) -> None:

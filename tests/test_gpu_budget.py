@@ -13,12 +13,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from built_book import ROOT, chapters
+from budget_plugin import BUDGET_DIR, kernel_environment
+from built_book import chapters
 from nbclient import NotebookClient
 
 from helpers.budget import t4_seconds
 
-BUDGET_DIR = ROOT / "_build" / "gpu_budget"
 LIMIT_MINUTES = 5
 # Work that only the GPU world does, which the CPU run cannot count. None now: chapter 8 times torch.compile (minutes
 # of compiling on Colab) only when the reader sets TIME_COMPILE = True.
@@ -34,8 +34,8 @@ def counted(path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
     """The chapter's counts, from this run's nbmake execution or, where there was none, from running it here."""
     file = BUDGET_DIR / f"{path.stem}.json"
     if not file.exists() or file.stat().st_mtime < path.stat().st_mtime:
-        BUDGET_DIR.mkdir(parents=True, exist_ok=True)
-        monkeypatch.setenv("SD_BOOK_BUDGET_FILE", str(file))  # the kernel inherits it
+        for name, value in kernel_environment(path).items():
+            monkeypatch.setenv(name, value)  # the kernel inherits them
         notebook = nbformat.read(path, as_version=4)
         NotebookClient(
             notebook, timeout=600, resources={"metadata": {"path": str(path.parent)}}
