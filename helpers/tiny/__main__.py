@@ -14,7 +14,7 @@ from diffusers import AutoencoderKL
 from transformers import CLIPModel, CLIPTokenizer
 
 from .config import SHIPPED_DIR, TinyConfig
-from .controlnet import add_controlnet_arguments, run_controlnet
+from .controlnet import CONTROLNET_DIR, add_controlnet_arguments, run_controlnet
 from .export import check_loads_correctly, folder_size_mb, save_pipeline
 from .tokenizer import build_tokenizer
 from .train import latent_scaling_factor, train_unet, train_vae_and_clip
@@ -98,6 +98,11 @@ def main() -> None:
     evaluate_parser.add_argument(
         "--prompts", type=int, default=64, help="number of generation prompts"
     )
+    evaluate_parser.add_argument(
+        "--controlnet",
+        type=Path,
+        help="the ControlNet trained for --model (default: the shipped one, when --model is the shipped model)",
+    )
     args = parser.parse_args()
     if args.command == "train":
         config = TinyConfig().quick() if args.quick else TinyConfig()
@@ -121,9 +126,12 @@ def main() -> None:
     else:
         from .evaluate import evaluate
 
+        model = args.model or TinyConfig().out_dir
+        shipped_controlnet = CONTROLNET_DIR if model.resolve() == SHIPPED_DIR else None
+        controlnet = args.controlnet or shipped_controlnet
         print(
             json.dumps(
-                evaluate(args.model or TinyConfig().out_dir, n_prompts=args.prompts)
+                evaluate(model, n_prompts=args.prompts, controlnet_dir=controlnet)
             )
         )
 

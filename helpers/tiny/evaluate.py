@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from diffusers import (
     AutoencoderKL,
+    ControlNetModel,
     StableDiffusionImg2ImgPipeline,
     StableDiffusionPipeline,
     UNet2DConditionModel,
@@ -30,6 +31,7 @@ from ..judge import Judgement, judge_many
 from ..models import ModelChoice, load_clip
 from ..schedulers import SCHEDULERS, make_scheduler
 from ..timing import median_seconds
+from .controlnet import controlnet_shape_accuracy
 from .train import to_pixels
 from .train_judge import reconstruct
 
@@ -376,8 +378,24 @@ def unet_seconds_per_call(unet: UNet2DConditionModel, runs: int = 60) -> float:
     )
 
 
-def evaluate(model_dir: Path, n_prompts: int = 64) -> dict[str, object]:
-    """Every figure of the model card, as one dict; the three accuracies are the worst over the schedulers."""
+def controlnet_figures(
+    pipe: StableDiffusionPipeline, controlnet_dir: Path | None
+) -> dict[str, float]:
+    """``controlnet_shape_acc`` and the colours' accuracies of the ControlNet in ``controlnet_dir``, trained for this
+    model; nothing where there is none."""
+    if controlnet_dir is None or not (controlnet_dir / "config.json").exists():
+        return {}
+    return controlnet_shape_accuracy(
+        pipe, ControlNetModel.from_pretrained(controlnet_dir)
+    )
+
+
+def evaluate(
+    model_dir: Path, n_prompts: int = 64, controlnet_dir: Path | None = None
+) -> dict[str, object]:
+    """Every figure of the model card, as one dict; the three accuracies are the worst over the schedulers.
+
+    With ``controlnet_dir``, the ControlNet trained for this model is scored too (``controlnet_shape_acc``)."""
     choice = ModelChoice(str(model_dir), "cpu", torch.float32, "evaluation")
     pipe = StableDiffusionPipeline.from_pretrained(
         model_dir, safety_checker=None, requires_safety_checker=False
@@ -404,5 +422,6 @@ def evaluate(model_dir: Path, n_prompts: int = 64) -> dict[str, object]:
             pipe.vae, pipe.scheduler.config, (GUIDANCE, 3.0)
         ),
         **speed(pipe),
+        **controlnet_figures(pipe, controlnet_dir),
         "prompts": n_prompts,
     }
