@@ -174,13 +174,9 @@ GRADIENT_TOLERANCE = (
 )
 
 
-def largest_gradient(modules: list[torch.nn.Module]) -> float:
-    """The largest gradient magnitude over the parameters of ``modules`` (a parameter without one counts as 0)."""
-    return max(
-        (p.grad.abs().max().item() if p.grad is not None else 0.0)
-        for module in modules
-        for p in module.parameters()
-    )
+def largest_magnitude(tensors: list[torch.Tensor | None]) -> float:
+    """The largest magnitude over ``tensors``; a missing gradient (None) counts as 0."""
+    return max(0.0 if x is None else x.abs().max().item() for x in tensors)
 
 
 def zero_start_measurement(
@@ -191,7 +187,8 @@ def zero_start_measurement(
     condition: torch.Tensor,
 ) -> dict[str, float]:
     """A fresh float32 ``ControlNetModel.from_unet(unet)`` on these inputs: its largest residual, and the largest
-    gradients of its zero convolutions and of its copied encoder when every residual value gets a gradient of 1."""
+    gradients of its zero convolutions' weights and of its copied encoder's parameters when every residual value gets
+    a gradient of 1."""
     controlnet = ControlNetModel.from_unet(unet).to(latents.device, torch.float32)
     with torch.enable_grad():
         down, mid = controlnet(
@@ -209,9 +206,13 @@ def zero_start_measurement(
     ]
     encoder = [controlnet.conv_in, *controlnet.down_blocks, controlnet.mid_block]
     return {
-        "residual": max(r.abs().max().item() for r in residuals),
-        "zero_convolutions": largest_gradient(zero_convolutions),
-        "encoder": largest_gradient(encoder),
+        "residual": largest_magnitude(residuals),
+        "zero_convolutions": largest_magnitude(
+            [m.weight.grad for m in zero_convolutions]
+        ),
+        "encoder": largest_magnitude(
+            [p.grad for module in encoder for p in module.parameters()]
+        ),
     }
 
 
