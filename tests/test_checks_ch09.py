@@ -14,7 +14,9 @@ from helpers.checks.ch09 import (
     check_extra_parameters,
     check_latent_mask,
     check_residual_values,
+    check_zero_start,
     residual_value_count,
+    zero_start_measurement,
 )
 from helpers.inpaint import latent_mask
 
@@ -32,7 +34,8 @@ def test_not_done_prints(
     assert not check_latent_mask(...)
     assert not check_residual_values(..., controlnet, 64)
     assert not check_extra_parameters(...)
-    assert capsys.readouterr().out.count("NOT DONE") == 3
+    assert not check_zero_start(..., EXPLANATION, None, None, None, None, None)
+    assert capsys.readouterr().out.count("NOT DONE") == 4
 
 
 def test_latent_mask() -> None:
@@ -86,3 +89,43 @@ def test_extra_parameters() -> None:
         check_extra_parameters(9 * 320 * 9)
     with pytest.raises(ExerciseFailed, match="expected"):
         check_extra_parameters(5 * 320 * 9 + 320)  # counts a bias that does not change
+
+
+EXPLANATION = """
+Random weights would add random residuals to every skip connection of a trained UNet and
+ruin its pictures from the first step; at zero the ControlNet is the trained model. The
+zero convolutions still learn: a weight's gradient is the output's gradient times the
+layer's input, and the copied encoder's features are not zero. Only the layers before
+them get no gradient at the very first step.
+"""
+
+
+@pytest.fixture(scope="module")
+def zero_start_inputs(tiny_pipe: StableDiffusionPipeline) -> tuple:
+    """A latent picture, a timestep, prompt embeddings and a condition picture for the tiny UNet."""
+    generator = torch.Generator().manual_seed(0)
+    config = tiny_pipe.unet.config
+    latents = torch.randn(1, config.in_channels, 8, 8, generator=generator)
+    embeds = torch.randn(1, 77, config.cross_attention_dim, generator=generator)
+    condition = torch.rand(1, 3, 64, 64, generator=generator)
+    return tiny_pipe.unet, latents, torch.tensor(500), embeds, condition
+
+
+def test_zero_start(zero_start_inputs: tuple) -> None:
+    measured = zero_start_measurement(*zero_start_inputs)
+    assert measured["residual"] == 0 and measured["encoder"] == 0
+    assert measured["zero_convolutions"] > 0
+    assert check_zero_start(measured, EXPLANATION, *zero_start_inputs)
+    swapped = {**measured, "zero_convolutions": 0.0, "encoder": 1.0}
+    with pytest.raises(ExerciseFailed, match="zero convolutions"):
+        check_zero_start(swapped, EXPLANATION, *zero_start_inputs)
+    trained = {**measured, "residual": 0.5}  # measured the trained ControlNet
+    with pytest.raises(ExerciseFailed, match="fresh"):
+        check_zero_start(trained, EXPLANATION, *zero_start_inputs)
+    averaged = {**measured, "zero_convolutions": measured["zero_convolutions"] / 100}
+    with pytest.raises(ExerciseFailed, match="expected"):
+        check_zero_start(averaged, EXPLANATION, *zero_start_inputs)
+    with pytest.raises(ExerciseFailed, match="keys"):
+        check_zero_start(measured["residual"], EXPLANATION, *zero_start_inputs)
+    with pytest.raises(ExerciseFailed, match="20 words"):
+        check_zero_start(measured, "It starts at zero.", *zero_start_inputs)

@@ -7,12 +7,19 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import ControlNetModel
+from diffusers import ControlNetModel, UNet2DConditionModel
 from diffusers.image_processor import VaeImageProcessor
 from PIL import Image
 
 from ..sd15 import sd15_config
-from . import Verdict, expect, expect_number, run_check
+from . import (
+    Verdict,
+    answer_parts,
+    expect,
+    expect_explanation,
+    expect_number,
+    run_check,
+)
 
 
 def library_latent_mask(mask_image: Image.Image, factor: int) -> torch.Tensor:
@@ -159,3 +166,102 @@ def check_extra_parameters(answer: Any) -> Verdict:
         )
 
     return run_check("ex-09-extra-weights", answer, test)
+
+
+ZERO_START_KEYS = ("residual", "zero_convolutions", "encoder")
+GRADIENT_TOLERANCE = (
+    1e-2  # relative: a GPU may sum the same float32 products in another order
+)
+
+
+def largest_magnitude(tensors: list[torch.Tensor | None]) -> float:
+    """The largest magnitude over ``tensors``; a missing gradient (None) counts as 0."""
+    return max(0.0 if x is None else x.abs().max().item() for x in tensors)
+
+
+def zero_start_measurement(
+    unet: UNet2DConditionModel,
+    latents: torch.Tensor,
+    t: torch.Tensor,
+    embeds: torch.Tensor,
+    condition: torch.Tensor,
+) -> dict[str, float]:
+    """A fresh float32 ``ControlNetModel.from_unet(unet)`` on these inputs: its largest residual, and the largest
+    gradients of its zero convolutions' weights and of its copied encoder's parameters when every residual value gets
+    a gradient of 1."""
+    controlnet = ControlNetModel.from_unet(unet).to(latents.device, torch.float32)
+    with torch.enable_grad():
+        down, mid = controlnet(
+            latents.float(),
+            t,
+            encoder_hidden_states=embeds.float(),
+            controlnet_cond=condition.float(),
+            return_dict=False,
+        )
+        residuals = [*down, mid]
+        sum(r.sum() for r in residuals).backward()
+    zero_convolutions = [
+        *controlnet.controlnet_down_blocks,
+        controlnet.controlnet_mid_block,
+    ]
+    encoder = [controlnet.conv_in, *controlnet.down_blocks, controlnet.mid_block]
+    return {
+        "residual": largest_magnitude(residuals),
+        "zero_convolutions": largest_magnitude(
+            [m.weight.grad for m in zero_convolutions]
+        ),
+        "encoder": largest_magnitude(
+            [p.grad for module in encoder for p in module.parameters()]
+        ),
+    }
+
+
+def check_zero_start(
+    zero_start: Any,
+    explanation: Any,
+    unet: UNet2DConditionModel,
+    latents: torch.Tensor,
+    t: torch.Tensor,
+    embeds: torch.Tensor,
+    condition: torch.Tensor,
+) -> Verdict:
+    """A fresh ControlNet's largest residual (0), the largest gradients of its zero convolutions (not 0, as the
+    library's) and of its copied encoder (0); an explanation of why it starts from zero."""
+
+    def test(answer: tuple[Any, Any]) -> None:
+        measured, text = answer
+        expect(
+            isinstance(measured, dict) and set(measured) == set(ZERO_START_KEYS),
+            f"zero_start: expected a dict with the keys {ZERO_START_KEYS}, got {measured!r}",
+        )
+        for key in ZERO_START_KEYS:
+            expect_number(
+                measured[key], f"zero_start[{key!r}] as a float (use .item())"
+            )
+        expect(
+            measured["residual"] == 0,
+            f"zero_start['residual'] is {measured['residual']}: measure a fresh "
+            "ControlNetModel.from_unet(pipe.unet), not the trained ControlNet",
+        )
+        want = zero_start_measurement(unet, latents, t, embeds, condition)
+        expect(
+            measured["zero_convolutions"] != 0,
+            "zero_start['zero_convolutions'] is 0: read the gradients of the weights of "
+            "controlnet_down_blocks and controlnet_mid_block (the zero convolutions), "
+            "after backward() on the sum of all the residuals",
+        )
+        expect(
+            measured["encoder"] == 0,
+            f"zero_start['encoder'] is {measured['encoder']}: read the gradients of the copied "
+            "encoder (conv_in, down_blocks, mid_block); were the keys swapped?",
+        )
+        got, expected = measured["zero_convolutions"], want["zero_convolutions"]
+        expect(
+            abs(got - expected) <= GRADIENT_TOLERANCE * expected,
+            f"zero_start['zero_convolutions'] is {got:.6g}, expected {expected:.6g}: the largest "
+            "gradient magnitude of a fresh float32 ControlNet, on the inputs of the residuals "
+            "cell, with the loss sum(r.sum() for r in [*down, mid])",
+        )
+        expect_explanation(text)
+
+    return run_check("ex-09-zero-start", answer_parts(zero_start, explanation), test)
