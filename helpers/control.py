@@ -60,6 +60,7 @@ def controlnet_residuals(
     controlnet: ControlNetModel,
     latent_model_input: torch.Tensor,
     t: torch.Tensor,
+    *,
     embeds: torch.Tensor,
     condition: torch.Tensor,
     conditioning_scale: float,
@@ -81,11 +82,12 @@ def controlnet_denoise(
     unet: UNet2DConditionModel,
     controlnet: ControlNetModel,
     scheduler: SchedulerMixin,
+    *,
     latents: torch.Tensor,
+    timesteps: torch.Tensor,
     prompt_embeds: torch.Tensor,
     negative_prompt_embeds: torch.Tensor,
     condition: torch.Tensor,
-    num_inference_steps: int = 25,
     guidance_scale: float = 7.5,
     conditioning_scale: float = 1.0,
     progress: bool = True,
@@ -93,17 +95,22 @@ def controlnet_denoise(
     """The text-to-image loop with a ControlNet: at every step the ControlNet sees the noisy latents, the prompt and
     the condition picture ``condition`` (B, 3, H, W) in [0, 1], and its residuals are added to the UNet's.
 
-    Both halves of classifier-free guidance get the condition, as the library's pipeline does by default.
+    Both halves of classifier-free guidance get the condition, as the library's pipeline does by default. As in
+    ``denoise``, the caller sets the scheduler's timesteps and passes the ones to run.
     """
     if guidance_scale <= 1:
         raise ValueError("this loop always guides: use guidance_scale > 1")
-    scheduler.set_timesteps(num_inference_steps, device=latents.device)
     embeds = torch.cat([negative_prompt_embeds, prompt_embeds])  # (2B, 77, d)
     condition = torch.cat([condition] * 2)  # (2B, 3, H, W)
-    for t in tqdm(scheduler.timesteps, desc="denoising", disable=not progress):
+    for t in tqdm(timesteps, desc="denoising", disable=not progress):
         latent_model_input = scheduler.scale_model_input(torch.cat([latents] * 2), t)
         down_residuals, mid_residual = controlnet_residuals(
-            controlnet, latent_model_input, t, embeds, condition, conditioning_scale
+            controlnet,
+            latent_model_input,
+            t,
+            embeds=embeds,
+            condition=condition,
+            conditioning_scale=conditioning_scale,
         )
         noise_pred = guided_noise_pred(
             unet,
