@@ -93,11 +93,12 @@ def expect_keys(answer: Any, keys: Iterable[Any], name: str | None = None) -> No
     )
 
 
-def quiet_copy(pipe: Any, **replaced: Any) -> Any:
-    """A pipeline of the same class on the same components (some ``replaced``), with no progress bar: a check's
-    output is its verdict alone, and the caller's pipeline keeps its own settings."""
+def quiet_copy(pipe: Any, pipeline_class: type | None = None, **replaced: Any) -> Any:
+    """A pipeline of the same class (or ``pipeline_class``, such as the library's image to image) on the same
+    components (some ``replaced``, others added), with no progress bar: a check's output is its verdict alone, and
+    the caller's pipeline keeps its own settings."""
     components = {**pipe.components, **replaced}
-    copy = type(pipe)(
+    copy = (pipeline_class or type(pipe))(
         **components,
         **(
             {"requires_safety_checker": False} if "safety_checker" in components else {}

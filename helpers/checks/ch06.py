@@ -24,6 +24,7 @@ from . import (
     expect_picture,
     expect_same_picture,
     expect_tensor,
+    quiet_copy,
     run_check,
     run_open_question,
 )
@@ -48,11 +49,7 @@ def _library(
         if scheduler_name
         else type(pipe.scheduler).from_config(pipe.scheduler.config)
     )
-    library = StableDiffusionPipeline(
-        **{**pipe.components, "scheduler": scheduler}, requires_safety_checker=False
-    )
-    library.set_progress_bar_config(disable=True)
-    return library
+    return quiet_copy(pipe, StableDiffusionPipeline, scheduler=scheduler)
 
 
 def euler_init_noise_sigma(

@@ -149,8 +149,7 @@ def strength_one_difference(
     def seeded() -> torch.Generator:
         return torch.Generator().manual_seed(0)
 
-    img2img = StableDiffusionImg2ImgPipeline(**pipe.components)
-    edited = quiet_copy(img2img, scheduler=fresh())(
+    edited = quiet_copy(pipe, StableDiffusionImg2ImgPipeline, scheduler=fresh())(
         ONE_PROMPT,
         image=init_image,
         strength=1.0,
