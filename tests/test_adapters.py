@@ -40,6 +40,17 @@ def frozen_pipeline(choice: ModelChoice) -> StableDiffusionPipeline:
     return pipe
 
 
+def heart_data(pipe: StableDiffusionPipeline) -> ConceptData:
+    """Four hearts, their shape called "<heart>" in the captions."""
+    return ConceptData(
+        pipe.vae,
+        concept_scenes("heart", 4, seed=0),
+        seed=0,
+        size=shapes.IMAGE_SIZE,
+        rename={"heart": "<heart>"},
+    )
+
+
 def draw(pipe: StableDiffusionPipeline) -> list:
     return generate(
         pipe,
@@ -69,13 +80,7 @@ def test_lora_forward_equals_peft(rank: int, alpha: int) -> None:
 
 def test_concept_data_renames_the_shape(tiny_choice: ModelChoice) -> None:
     pipe = frozen_pipeline(tiny_choice)
-    data = ConceptData(
-        pipe.vae,
-        concept_scenes("heart", 4, seed=0),
-        seed=0,
-        size=shapes.IMAGE_SIZE,
-        rename={"heart": "<heart>"},
-    )
+    data = heart_data(pipe)
     latents, captions = data.batch(6, random.Random(0))
     assert latents.shape == (6, 4, 8, 8)
     assert all("<heart>" in c and " heart" not in c for c in captions)
@@ -89,13 +94,7 @@ def test_textual_inversion_trains_one_row_and_reloads(
     table = pipe.text_encoder.get_input_embeddings().weight
     before = table.detach().clone()
     hook = train_only_rows(table, [token_id])
-    data = ConceptData(
-        pipe.vae,
-        concept_scenes("heart", 4, seed=0),
-        seed=0,
-        size=shapes.IMAGE_SIZE,
-        rename={"heart": "<heart>"},
-    )
+    data = heart_data(pipe)
     losses, seconds = fit(pipe, data, [table], steps=3, lr=1e-2, batch_size=4, seed=0)
     hook.remove()
     assert len(losses) == len(seconds) == 3

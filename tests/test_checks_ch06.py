@@ -8,7 +8,7 @@ import pytest
 import torch
 from diffusers import StableDiffusionPipeline
 
-from helpers.checks import ExerciseFailed
+from helpers.checks import ExerciseFailed, quiet_copy
 from helpers.checks.ch06 import (
     NEGATIVE_STEPS,
     NUM_STEPS,
@@ -39,10 +39,7 @@ def seeded(seed: int) -> torch.Generator:
 def pipe(tiny_pipe: StableDiffusionPipeline) -> StableDiffusionPipeline:
     """tiny-shapes-sd with DPM-Solver++, as the chapter sets it up (``tiny_pipe``: conftest.py)."""
     scheduler = make_scheduler("DPM-Solver++", tiny_pipe.scheduler.config)
-    return StableDiffusionPipeline(
-        **{**tiny_pipe.components, "scheduler": scheduler},
-        requires_safety_checker=False,
-    )
+    return quiet_copy(tiny_pipe, scheduler=scheduler)
 
 
 # ex-06-batch-latents ----------------------------------------------------------------------------------------------

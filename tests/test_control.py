@@ -14,6 +14,7 @@ from diffusers import (
 )
 
 from helpers import shapes
+from helpers.checks import quiet_copy
 from helpers.compare import max_pixel_diff
 from helpers.control import controlnet_denoise, outline, random_outline
 from helpers.latents import decode_latents
@@ -63,10 +64,9 @@ def test_controlnet_loop_equals_the_pipeline(
     conditioning_scale: float,
 ) -> None:
     condition_picture, _ = random_outline("triangle", seed=1)
-    library = StableDiffusionControlNetPipeline(
-        **tiny_pipe.components, controlnet=controlnet, requires_safety_checker=False
+    library = quiet_copy(
+        tiny_pipe, StableDiffusionControlNetPipeline, controlnet=controlnet
     )
-    library.set_progress_bar_config(disable=True)
     expected = library(
         PROMPT,
         image=condition_picture,

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
+from diffusers import StableDiffusionPipeline
+from reference_runs import img2img_library_and_ours
 
 from helpers import (
     ModelChoice,
@@ -22,7 +23,6 @@ from helpers import (
 from helpers.checks.ch01 import check_add_noise
 from helpers.checks.ch02 import check_kl
 from helpers.compare import max_pixel_diff
-from helpers.img2img import img2img
 from helpers.pipeline import denoise, encode_prompt, generate, make_latents
 
 PROMPT = "a red circle on a blue background"
@@ -88,23 +88,19 @@ def test_the_four_verbs_stay_in_float16(half_pipe):
 
 
 def test_generate_in_float16_matches_the_library_and_float32(half_pipe, tiny_pipe):
-    ours = generate(
-        half_pipe,
-        PROMPT,
-        num_inference_steps=STEPS,
-        generator=torch.Generator().manual_seed(1),
-        progress=False,
-    )
+    def ours_from_seed_1(pipe: StableDiffusionPipeline) -> list:
+        return generate(
+            pipe,
+            PROMPT,
+            num_inference_steps=STEPS,
+            generator=torch.Generator().manual_seed(1),
+            progress=False,
+        )
+
+    ours, in_float32 = ours_from_seed_1(half_pipe), ours_from_seed_1(tiny_pipe)
     library = half_pipe(
         PROMPT, num_inference_steps=STEPS, generator=torch.Generator().manual_seed(1)
     ).images
-    in_float32 = generate(
-        tiny_pipe,
-        PROMPT,
-        num_inference_steps=STEPS,
-        generator=torch.Generator().manual_seed(1),
-        progress=False,
-    )
     assert max_pixel_diff(ours, library) <= HALF_PIXEL_TOLERANCE
     gap = np.abs(
         np.asarray(ours[0], np.float32) - np.asarray(in_float32[0], np.float32)
@@ -128,26 +124,8 @@ def test_encode_and_decode_take_any_dtype_to_the_vaes(half_pipe):
 
 
 def test_img2img_in_float16_matches_the_library(half_pipe):
-    image = load_sample_image(PROMPT)
-    library = StableDiffusionImg2ImgPipeline(
-        **half_pipe.components, requires_safety_checker=False
-    )
-    library.set_progress_bar_config(disable=True)
-    expected = library(
-        PROMPT,
-        image=image,
-        strength=0.6,
-        num_inference_steps=STEPS,
-        generator=torch.Generator().manual_seed(3),
-    ).images
-    ours = img2img(
-        half_pipe,
-        image,
-        PROMPT,
-        strength=0.6,
-        num_inference_steps=STEPS,
-        generator=torch.Generator().manual_seed(3),
-        progress=False,
+    expected, ours = img2img_library_and_ours(
+        half_pipe, load_sample_image(PROMPT), PROMPT, 0.6, STEPS
     )
     assert max_pixel_diff(ours, expected) <= HALF_PIXEL_TOLERANCE
 

@@ -13,8 +13,14 @@ from diffusers import (
     StableDiffusionImg2ImgPipeline,
     StableDiffusionPipeline,
 )
+from reference_runs import (
+    img2img_library_and_ours,
+    record_set_timesteps,
+    seeded_img2img,
+)
 
 from helpers import encode_image, load_sample_image
+from helpers.checks import quiet_copy
 from helpers.compare import max_pixel_diff
 from helpers.img2img import get_timesteps, img2img, make_start_latents, start_step
 from helpers.sd15 import sd15_config
@@ -100,17 +106,8 @@ def test_img2img_sets_the_timesteps_once(
     tiny_pipe: StableDiffusionPipeline, monkeypatch
 ) -> None:
     scheduler = DPMSolverMultistepScheduler.from_config(tiny_pipe.scheduler.config)
-    pipe = StableDiffusionPipeline(
-        **{**tiny_pipe.components, "scheduler": scheduler},
-        requires_safety_checker=False,
-    )
-    calls = []
-    set_timesteps = scheduler.set_timesteps
-    monkeypatch.setattr(
-        scheduler,
-        "set_timesteps",
-        lambda *args, **kwargs: calls.append(args) or set_timesteps(*args, **kwargs),
-    )
+    pipe = quiet_copy(tiny_pipe, scheduler=scheduler)
+    calls = record_set_timesteps(monkeypatch, scheduler)
     img2img(
         pipe,
         load_sample_image(PROMPT),
@@ -127,27 +124,7 @@ def library_and_ours(
 ) -> tuple[list, list]:
     """The library's img2img pictures and ours, for the same seed, strength and steps."""
     image = load_sample_image("a red circle on a blue background")
-    library = StableDiffusionImg2ImgPipeline(
-        **pipe.components, requires_safety_checker=False
-    )
-    library.set_progress_bar_config(disable=True)
-    expected = library(
-        PROMPT,
-        image=image,
-        strength=strength,
-        num_inference_steps=STEPS,
-        generator=torch.Generator().manual_seed(3),
-    ).images
-    ours = img2img(
-        pipe,
-        image,
-        PROMPT,
-        strength=strength,
-        num_inference_steps=STEPS,
-        generator=torch.Generator().manual_seed(3),
-        progress=False,
-    )
-    return expected, ours
+    return img2img_library_and_ours(pipe, image, PROMPT, strength, STEPS)
 
 
 @pytest.mark.parametrize("strength", [0.3, 0.75])
@@ -164,10 +141,7 @@ def test_img2img_equals_the_pipeline_with_dpm_solver(
 ) -> None:
     """A scheduler that looks its noise level up by step index (``set_begin_index``) agrees too."""
     scheduler = DPMSolverMultistepScheduler.from_config(tiny_pipe.scheduler.config)
-    pipe = StableDiffusionPipeline(
-        **{**tiny_pipe.components, "scheduler": scheduler},
-        requires_safety_checker=False,
-    )
+    pipe = quiet_copy(tiny_pipe, scheduler=scheduler)
     expected, ours = library_and_ours(pipe, 0.5)
     assert max_pixel_diff(ours, expected) <= 1
 
@@ -177,15 +151,7 @@ def test_strength_changes_the_picture(tiny_pipe: StableDiffusionPipeline) -> Non
     image = load_sample_image("a red circle on a blue background")
 
     def distance(strength: float) -> float:
-        edited = img2img(
-            tiny_pipe,
-            image,
-            PROMPT,
-            strength=strength,
-            num_inference_steps=STEPS,
-            generator=torch.Generator().manual_seed(4),
-            progress=False,
-        )[0]
+        edited = seeded_img2img(tiny_pipe, image, PROMPT, strength, STEPS, seed=4)[0]
         return float(
             np.abs(
                 np.asarray(edited, np.float32) - np.asarray(image, np.float32)

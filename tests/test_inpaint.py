@@ -13,6 +13,7 @@ from diffusers import (
 from PIL import Image
 
 from helpers import load_sample_image
+from helpers.checks import quiet_copy
 from helpers.compare import max_pixel_diff
 from helpers.inpaint import inpaint, latent_mask
 
@@ -38,16 +39,13 @@ def test_latent_mask_rounds_then_shrinks() -> None:
 def test_inpaint_equals_the_pipeline(
     tiny_pipe: StableDiffusionPipeline, scheduler_class: type | None
 ) -> None:
-    components = dict(tiny_pipe.components)
-    if scheduler_class is not None:
-        components["scheduler"] = scheduler_class.from_config(
-            tiny_pipe.scheduler.config
-        )
-    pipe = StableDiffusionPipeline(**components, requires_safety_checker=False)
-    library = StableDiffusionInpaintPipeline(
-        **pipe.components, requires_safety_checker=False
+    replaced = (
+        {}
+        if scheduler_class is None
+        else {"scheduler": scheduler_class.from_config(tiny_pipe.scheduler.config)}
     )
-    library.set_progress_bar_config(disable=True)
+    pipe = quiet_copy(tiny_pipe, **replaced)
+    library = quiet_copy(pipe, StableDiffusionInpaintPipeline)
     image, mask = (
         load_sample_image("a red circle on a blue background"),
         left_half_mask(),

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import torch
 from diffusers import StableDiffusionPipeline
+from reference_runs import record_set_timesteps
 
 from helpers import vae_scale_factor
+from helpers.checks import quiet_copy
 from helpers.compare import max_pixel_diff
 from helpers.pipeline import denoise, encode_prompt, generate, make_latents
 from helpers.schedulers import make_scheduler
@@ -42,11 +44,7 @@ def hand_and_library(
         progress=False,
         **kwargs,
     )
-    library_pipe = StableDiffusionPipeline(
-        **{**pipe.components, "scheduler": scheduler()}, requires_safety_checker=False
-    )
-    library_pipe.set_progress_bar_config(disable=True)
-    library = library_pipe(
+    library = quiet_copy(pipe, scheduler=scheduler())(
         PROMPT, generator=torch.Generator().manual_seed(seed), **kwargs
     ).images
     return hand, library
@@ -137,13 +135,7 @@ def test_generate_sets_the_timesteps_once(
     tiny_pipe: StableDiffusionPipeline, monkeypatch
 ) -> None:
     scheduler = make_scheduler("Euler", tiny_pipe.scheduler.config)
-    calls = []
-    set_timesteps = scheduler.set_timesteps
-    monkeypatch.setattr(
-        scheduler,
-        "set_timesteps",
-        lambda *args, **kwargs: calls.append(args) or set_timesteps(*args, **kwargs),
-    )
+    calls = record_set_timesteps(monkeypatch, scheduler)
     generate(
         tiny_pipe, PROMPT, num_inference_steps=3, scheduler=scheduler, progress=False
     )

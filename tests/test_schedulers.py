@@ -3,6 +3,8 @@ sizes, the v form on model-free predictions (v computed from known x0 and noise)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 from diffusers import (
@@ -12,6 +14,7 @@ from diffusers import (
     StableDiffusionPipeline,
 )
 
+from helpers.checks import quiet_copy
 from helpers.pipeline import generate
 from helpers.schedulers import (
     SCHEDULERS,
@@ -41,19 +44,16 @@ def checked_trajectory(
     return checked
 
 
-def test_ddim_step_equals_library_over_a_tiny_trajectory(
-    tiny_pipe: StableDiffusionPipeline,
+@pytest.mark.parametrize(
+    "pipe_fixture, steps",
+    [("tiny_pipe", 25), ("sd15_pipe", 3)],
+    ids=["over a tiny trajectory", "at sd15 size"],
+)
+def test_ddim_step_equals_library(
+    request: pytest.FixtureRequest, pipe_fixture: str, steps: int
 ) -> None:
-    checked = checked_trajectory(tiny_pipe, steps=25)
-    assert len(checked.matches) == 25 and all(checked.matches)
-    assert max(checked.differences) < 1e-5
-
-
-def test_ddim_step_equals_library_at_sd15_size(
-    sd15_pipe: StableDiffusionPipeline,
-) -> None:
-    checked = checked_trajectory(sd15_pipe, steps=3)
-    assert len(checked.matches) == 3 and all(checked.matches)
+    checked = checked_trajectory(request.getfixturevalue(pipe_fixture), steps=steps)
+    assert len(checked.matches) == steps and all(checked.matches)
     assert max(checked.differences) < 1e-5
 
 
@@ -62,11 +62,7 @@ def test_stochastic_ddim_step_equals_library_inside_the_library_pipeline(
 ) -> None:
     """eta=1 through StableDiffusionPipeline's own loop: the same fresh noise, the same steps."""
     checked = CheckedDDIMScheduler.from_config(tiny_pipe.scheduler.config)
-    library = StableDiffusionPipeline(
-        **{**tiny_pipe.components, "scheduler": checked}, requires_safety_checker=False
-    )
-    library.set_progress_bar_config(disable=True)
-    library(
+    quiet_copy(tiny_pipe, scheduler=checked)(
         PROMPT,
         num_inference_steps=10,
         eta=1.0,
@@ -100,13 +96,21 @@ def test_ddim_step_returns_the_library_prediction_of_x0() -> None:
         assert torch.allclose(ours.prev_sample, library.prev_sample)
 
 
-def test_ddim_step_refuses_what_it_does_not_implement() -> None:
-    scheduler = DDIMScheduler.from_config(
-        sd15_config("scheduler"), prediction_type="v_prediction"
-    )
+@pytest.mark.parametrize(
+    "step, overrides, message",
+    [
+        (ddim_step, {"prediction_type": "v_prediction"}, "noise prediction"),
+        (ddim_step_v, {}, "v prediction"),  # the config's own: epsilon
+    ],
+    ids=["ddim_step given a v-predicting scheduler", "ddim_step_v given SD's"],
+)
+def test_each_ddim_step_refuses_the_other_prediction_type(
+    step: Callable, overrides: dict, message: str
+) -> None:
+    scheduler = DDIMScheduler.from_config(sd15_config("scheduler"), **overrides)
     scheduler.set_timesteps(10)
-    with pytest.raises(ValueError, match="noise prediction"):
-        ddim_step(
+    with pytest.raises(ValueError, match=message):
+        step(
             scheduler,
             torch.zeros(1, 4, 8, 8),
             scheduler.timesteps[0],
@@ -162,18 +166,6 @@ def test_ddim_step_v_equals_library_on_model_free_v(
             ours.pred_original_sample, library.pred_original_sample, atol=1e-6
         )
         assert torch.allclose(ours.pred_original_sample, clean, atol=1e-5)
-
-
-def test_ddim_step_v_refuses_a_noise_predicting_scheduler() -> None:
-    scheduler = DDIMScheduler.from_config(sd15_config("scheduler"))
-    scheduler.set_timesteps(10)
-    with pytest.raises(ValueError, match="v prediction"):
-        ddim_step_v(
-            scheduler,
-            torch.zeros(1, 4, 8, 8),
-            scheduler.timesteps[0],
-            torch.zeros(1, 4, 8, 8),
-        )
 
 
 @pytest.mark.parametrize("name", list(SCHEDULERS))

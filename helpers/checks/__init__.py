@@ -8,11 +8,14 @@ these lines and errors back from executed notebooks.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
+
+from ..compare import max_pixel_diff
 
 
 class ExerciseFailed(AssertionError):
@@ -51,11 +54,51 @@ def expect(condition: bool, message: str) -> None:
         raise ExerciseFailed(message)
 
 
-def quiet_copy(pipe: Any, **replaced: Any) -> Any:
-    """A pipeline of the same class on the same components (some ``replaced``), with no progress bar: a check's
-    output is its verdict alone, and the caller's pipeline keeps its own settings."""
+def _named(name: str | None) -> str:
+    """The start of a message about the answer ``name`` (nothing when the answer is the only one)."""
+    return f"{name}: " if name else ""
+
+
+def expect_function(
+    answer: Any, what: str = "a function", name: str | None = None
+) -> None:
+    """Raise ``ExerciseFailed`` unless ``answer`` can be called; ``what`` says which function the exercise asks for."""
+    expect(
+        callable(answer),
+        f"{_named(name)}expected {what}, got {type(answer).__name__}",
+    )
+
+
+def expect_tensor(
+    answer: Any, shape: Iterable[int] | None = None, name: str | None = None
+) -> None:
+    """Raise ``ExerciseFailed`` unless ``answer`` is a torch tensor, of ``shape`` when one is given."""
+    expect(
+        isinstance(answer, torch.Tensor),
+        f"{_named(name)}expected a torch tensor, got {type(answer).__name__}",
+    )
+    if shape is not None:
+        expect(
+            tuple(answer.shape) == tuple(shape),
+            f"{_named(name)}expected shape {tuple(shape)}, got {tuple(answer.shape)}",
+        )
+
+
+def expect_keys(answer: Any, keys: Iterable[Any], name: str | None = None) -> None:
+    """Raise ``ExerciseFailed`` unless ``answer`` is a dict with exactly the ``keys``."""
+    keys = list(keys)
+    expect(
+        isinstance(answer, dict) and set(answer) == set(keys),
+        f"{_named(name)}expected a dict with the keys {keys}, got {answer!r}",
+    )
+
+
+def quiet_copy(pipe: Any, pipeline_class: type | None = None, **replaced: Any) -> Any:
+    """A pipeline of the same class (or ``pipeline_class``, such as the library's image to image) on the same
+    components (some ``replaced``, others added), with no progress bar: a check's output is its verdict alone, and
+    the caller's pipeline keeps its own settings."""
     components = {**pipe.components, **replaced}
-    copy = type(pipe)(
+    copy = (pipeline_class or type(pipe))(
         **components,
         **(
             {"requires_safety_checker": False} if "safety_checker" in components else {}
@@ -119,3 +162,57 @@ def expect_plain_number(value: Any, what: str) -> None:
         not isinstance(value, np.generic),
         f"expected {what}, got a numpy {type(value).__name__}: wrap it in float(...)",
     )
+
+
+def expect_numbers(
+    answer: Any,
+    keys: Iterable[Any],
+    name: str,
+    what: str = "a float (use .item())",
+    plain: bool = False,
+) -> None:
+    """Raise ``ExerciseFailed`` unless ``answer`` is a dict of exactly the ``keys``, each to a number (``what``):
+    ``expect_number``, or with ``plain`` ``expect_plain_number`` (for answers the grader must load)."""
+    keys = list(keys)
+    expect_keys(answer, keys, name)
+    expect_value = expect_plain_number if plain else expect_number
+    for key in keys:
+        expect_value(answer[key], f"{name}[{key!r}]: {what}")
+
+
+def expect_picture(answer: Any, name: str) -> None:
+    """Raise ``ExerciseFailed`` unless ``answer`` is a PIL image."""
+    expect(
+        isinstance(answer, Image.Image),
+        f"{name}: expected a PIL image, got {type(answer).__name__}",
+    )
+
+
+def expect_same_picture(
+    picture: Image.Image, expected: Image.Image, name: str, source: str, hint: str
+) -> None:
+    """Raise ``ExerciseFailed`` unless ``picture`` has ``expected``'s size and pixels, within 1 of 255 (a GPU's
+    rounding); ``source`` says where ``expected`` comes from and ``hint`` how to get there."""
+    expect(
+        picture.size == expected.size,
+        f"{name}: expected {expected.size} pixels, got {picture.size}",
+    )
+    difference = max_pixel_diff([picture], [expected])
+    expect(
+        difference <= 1,
+        f"{name} differs from {source} by up to {difference} of 255: {hint}",
+    )
+
+
+def run_open_question(
+    label: str, measured: Any, explanation: Any, test: Callable[[Any], None]
+) -> Verdict:
+    """``run_check`` for an open question: ``test`` grades the ``measured`` part, and the ``explanation`` (read by a
+    person, with the rubric) must be there; either still ``...`` means not done yet."""
+
+    def test_both(answer: tuple[Any, Any]) -> None:
+        measured, text = answer
+        test(measured)
+        expect_explanation(text)
+
+    return run_check(label, answer_parts(measured, explanation), test_both)

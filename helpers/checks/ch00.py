@@ -15,13 +15,14 @@ from ..latents import vae_scale_factor
 from ..memory import parameter_count
 from . import (
     Verdict,
-    answer_parts,
     expect,
-    expect_explanation,
     expect_number,
-    expect_plain_number,
+    expect_numbers,
+    expect_picture,
+    expect_same_picture,
     quiet_copy,
     run_check,
+    run_open_question,
 )
 
 
@@ -162,19 +163,12 @@ def check_decode_by_hand(decoded_by_hand: Any, pipe: Any) -> Verdict:
     """The latents of ``DECODE_PROMPT`` (seed 0, 10 steps) decoded by hand: the picture ``pipe`` returns itself."""
 
     def test(picture: Any) -> None:
-        expect(
-            isinstance(picture, Image.Image),
-            f"decoded_by_hand: expected a PIL image, got {type(picture).__name__}",
-        )
-        expected = seeded_picture(pipe, DECODE_PROMPT, DECODE_SEED)
-        expect(
-            picture.size == expected.size,
-            f"decoded_by_hand: expected {expected.size} pixels, got {picture.size}",
-        )
-        difference = max_pixel_diff([picture], [expected])
-        expect(
-            difference <= 1,
-            f"decoded_by_hand differs from the pipeline's picture by up to {difference} of 255: "
+        expect_picture(picture, "decoded_by_hand")
+        expect_same_picture(
+            picture,
+            seeded_picture(pipe, DECODE_PROMPT, DECODE_SEED),
+            "decoded_by_hand",
+            "the pipeline's picture",
             "divide the latents by vae.config.scaling_factor before vae.decode, then map "
             "[-1, 1] to [0, 1] with x / 2 + 0.5, clamp, and scale to 0-255",
         )
@@ -186,15 +180,14 @@ def check_seed_or_prompt(seed_or_prompt: Any, explanation: Any, pipe: Any) -> Ve
     """{"seed": mean difference between two seeds' pictures, "prompt": between two prompts' pictures}, and an
     explanation of what each decides."""
 
-    def test(answer: tuple[Any, Any]) -> None:
-        measured, text = answer
-        expect(
-            isinstance(measured, dict) and set(measured) == {"seed", "prompt"},
-            'seed_or_prompt: expected a dict with the keys "seed" and "prompt", '
-            f"got {measured!r}",
+    def test(measured: Any) -> None:
+        expect_numbers(
+            measured,
+            ("seed", "prompt"),
+            "seed_or_prompt",
+            "a mean pixel difference (a float)",
+            plain=True,
         )
-        for value in measured.values():
-            expect_plain_number(value, "a mean pixel difference (a float)")
         first, second = SEED_PROMPTS
         start = seeded_picture(pipe, first, 0)
         want = {
@@ -208,8 +201,5 @@ def check_seed_or_prompt(seed_or_prompt: Any, explanation: Any, pipe: Any) -> Ve
                 f"mean absolute pixel difference, {EXERCISE_STEPS} steps, CPU generators "
                 f"(seeds 0 and 1 of {first!r}; {first!r} and {second!r} at seed 0)",
             )
-        expect_explanation(text)
 
-    return run_check(
-        "ex-00-seed-or-prompt", answer_parts(seed_or_prompt, explanation), test
-    )
+    return run_open_question("ex-00-seed-or-prompt", seed_or_prompt, explanation, test)

@@ -12,11 +12,12 @@ import torch.nn.functional as F
 from ..latents import vae_scale_factor
 from . import (
     Verdict,
-    answer_parts,
     expect,
-    expect_explanation,
+    expect_function,
+    expect_keys,
     expect_number,
     run_check,
+    run_open_question,
 )
 
 
@@ -24,7 +25,7 @@ def check_add_noise(add_noise_by_hand: Any, scheduler: Any) -> Verdict:
     """A hand-written forward diffusion that matches ``scheduler.add_noise`` on a batch with mixed timesteps."""
 
     def test(fn: Callable[..., torch.Tensor]) -> None:
-        expect(callable(fn), f"expected a function, got {type(fn).__name__}")
+        expect_function(fn)
         generator = torch.Generator().manual_seed(0)
         latents, noise = (
             torch.randn(3, 4, 5, 6, generator=generator),
@@ -83,12 +84,8 @@ def check_clean_guess(
 ) -> Verdict:
     """{t: (noise MSE, clean-latents MSE)} at ``CLEAN_TIMESTEPS``, and an explanation."""
 
-    def test(answer: tuple[Any, Any]) -> None:
-        errors, text = answer
-        expect(
-            isinstance(errors, dict) and set(errors) == set(CLEAN_TIMESTEPS),
-            f"guess_errors: expected a dict with the keys {CLEAN_TIMESTEPS}, got {errors!r}",
-        )
+    def test(errors: Any) -> None:
+        expect_keys(errors, CLEAN_TIMESTEPS, "guess_errors")
         for t in CLEAN_TIMESTEPS:
             got = errors[t]
             expect(
@@ -106,9 +103,8 @@ def check_clean_guess(
                     "clean guess (z_t - sqrt(1 - alpha_prod_t) eps_pred) / sqrt(alpha_prod_t), "
                     "each compared by its mean squared error",
                 )
-        expect_explanation(text)
 
-    return run_check("ex-01-clean-guess", answer_parts(guess_errors, explanation), test)
+    return run_open_question("ex-01-clean-guess", guess_errors, explanation, test)
 
 
 def check_wide_latent_numbers(

@@ -12,11 +12,11 @@ from PIL import Image
 from ..latents import decode_latents, encode_image, vae_scale_factor
 from . import (
     Verdict,
-    answer_parts,
     expect,
-    expect_explanation,
-    expect_plain_number,
+    expect_numbers,
+    expect_tensor,
     run_check,
+    run_open_question,
 )
 
 
@@ -46,26 +46,19 @@ def check_vae_or_resize(
 ) -> Verdict:
     """{"vae": PSNR of the VAE's round trip, "resize": PSNR of a shrink-and-enlarge}, and an explanation."""
 
-    def test(answer: tuple[Any, Any]) -> None:
-        measured, text = answer
-        expect(
-            isinstance(measured, dict) and set(measured) == {"vae", "resize"},
-            'vae_or_resize: expected a dict with the keys "vae" and "resize", '
-            f"got {measured!r}",
+    def test(measured: Any) -> None:
+        expect_numbers(
+            measured, ("vae", "resize"), "vae_or_resize", "a PSNR in dB", plain=True
         )
         for key, want in vae_or_resize_psnrs(vae, picture).items():
-            expect_plain_number(measured[key], f"vae_or_resize[{key!r}]: a PSNR in dB")
             expect(
                 abs(measured[key] - want) <= 0.1,
                 f"vae_or_resize[{key!r}] is {measured[key]:.2f} dB, expected {want:.2f}: "
                 "the VAE's round trip from the latents' mean (sample=False), or the picture "
                 "shrunk by the scale factor and enlarged back, both bicubic",
             )
-        expect_explanation(text)
 
-    return run_check(
-        "ex-02-vae-or-resize", answer_parts(vae_or_resize, explanation), test
-    )
+    return run_open_question("ex-02-vae-or-resize", vae_or_resize, explanation, test)
 
 
 def check_kl(kl_by_hand: Any, posterior: Any) -> Verdict:
@@ -77,9 +70,7 @@ def check_kl(kl_by_hand: Any, posterior: Any) -> Verdict:
         expected = 0.5 * (mean**2 + logvar.exp() - 1 - logvar).sum(
             dim=(1, 2, 3)
         )  # (B,)
-        expect(
-            isinstance(kl, torch.Tensor), f"expected a tensor, got {type(kl).__name__}"
-        )
+        expect_tensor(kl)
         expect(
             kl.shape == expected.shape,
             f"expected one value per picture, shape {tuple(expected.shape)}, "

@@ -13,10 +13,11 @@ from ..images import load_sample_image
 from . import (
     ExerciseFailed,
     Verdict,
-    answer_parts,
     expect,
-    expect_explanation,
+    expect_function,
+    expect_tensor,
     run_check,
+    run_open_question,
 )
 
 STAR_PROMPT = "a yellow star on a black background"
@@ -75,10 +76,7 @@ def check_pooled(
     """The row of ``last_hidden_state`` at the first end token of ``TRIANGLE_PROMPT``: ``pooler_output``, (d,)."""
 
     def test(answer: Any) -> None:
-        expect(
-            isinstance(answer, torch.Tensor),
-            f"expected a tensor, got {type(answer).__name__}",
-        )
+        expect_tensor(answer)
         ids = tokenizer(
             TRIANGLE_PROMPT,
             padding="max_length",
@@ -129,12 +127,8 @@ def check_caption_probs(
     and an explanation of which caption wins."""
     candidates = TRIANGLE_CANDIDATES
 
-    def test(parts: tuple[Any, Any]) -> None:
-        answer, text = parts
-        expect(
-            isinstance(answer, torch.Tensor),
-            f"expected a tensor, got {type(answer).__name__}",
-        )
+    def test(answer: Any) -> None:
+        expect_tensor(answer)
         probs = answer.detach().float().cpu().flatten()
         expect(
             len(probs) == len(candidates),
@@ -165,20 +159,15 @@ def check_caption_probs(
             f"the probabilities are not CLIP's for the triangle (log-probabilities differ by "
             f"up to {log_gap:.3g}): take the softmax of clip_model's logits_per_image",
         )
-        expect_explanation(text)
 
-    return run_check(
-        "ex-03-caption-probs", answer_parts(caption_probs, explanation), test
-    )
+    return run_open_question("ex-03-caption-probs", caption_probs, explanation, test)
 
 
 def check_cosine_matrix(cosine_matrix: Any) -> Verdict:
     """A function (N, D) -> (N, N) of the cosine similarities between every pair of rows."""
 
     def test(function: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        expect(
-            callable(function), f"expected a function, got {type(function).__name__}"
-        )
+        expect_function(function)
         embeds = (
             torch.randn(5, 16, generator=torch.Generator().manual_seed(0))
             * torch.arange(1.0, 6.0)[:, None]

@@ -15,11 +15,11 @@ from ..latents import encode_image, vae_scale_factor
 from ..pipeline import encode_prompt
 from . import (
     Verdict,
-    answer_parts,
     expect,
-    expect_explanation,
-    expect_number,
+    expect_function,
+    expect_numbers,
     run_check,
+    run_open_question,
 )
 
 
@@ -80,16 +80,9 @@ def told_timestep_errors(pipe: Any, told: int) -> float:
 def check_told_timestep(timestep_errors: Any, explanation: Any, pipe: Any) -> Verdict:
     """{t told: noise MSE} for latents noised at 500 and the UNet told 100, 500 and 900; an explanation."""
 
-    def test(answer: tuple[Any, Any]) -> None:
-        errors, text = answer
-        expect(
-            isinstance(errors, dict) and set(errors) == set(TOLD_TIMESTEPS),
-            f"timestep_errors: expected a dict with the keys {TOLD_TIMESTEPS}, got {errors!r}",
-        )
+    def test(errors: Any) -> None:
+        expect_numbers(errors, TOLD_TIMESTEPS, "timestep_errors")
         for told in TOLD_TIMESTEPS:
-            expect_number(
-                errors[told], f"timestep_errors[{told}]: a float (use .item())"
-            )
             want = told_timestep_errors(pipe, told)
             expect(
                 math.isclose(errors[told], want, rel_tol=1e-2, abs_tol=1e-6),
@@ -97,20 +90,15 @@ def check_told_timestep(timestep_errors: Any, explanation: Any, pipe: Any) -> Ve
                 f"latents noised at t = {TRUE_TIMESTEP} with noise seeded 0, the UNet told "
                 f"t = {told}, the MSE of its prediction against that noise",
             )
-        expect_explanation(text)
 
-    return run_check(
-        "ex-04-told-timestep", answer_parts(timestep_errors, explanation), test
-    )
+    return run_open_question("ex-04-told-timestep", timestep_errors, explanation, test)
 
 
 def check_timestep_features(answer: Any, unet: UNet2DConditionModel) -> Verdict:
     """A function ``(timesteps, dim) -> (N, dim)`` equal to ``unet.time_proj`` (the sinusoidal features)."""
 
     def test(function: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
-        expect(
-            callable(function), f"expected a function, got {type(function).__name__}"
-        )
+        expect_function(function)
         timesteps = torch.tensor([0, 1, 10, 250, 999])
         dim = unet.time_proj.num_channels
         expected = unet.time_proj(timesteps).float().cpu()

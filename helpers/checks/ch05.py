@@ -14,26 +14,20 @@ from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import (
 from ..compare import mean_pixel_diff
 from . import (
     Verdict,
-    answer_parts,
     expect,
-    expect_explanation,
+    expect_function,
     expect_integer,
-    expect_plain_number,
+    expect_numbers,
+    expect_tensor,
     quiet_copy,
     run_check,
+    run_open_question,
 )
 
 
 def _expect_close(answer: Any, expected: torch.Tensor, what: str) -> None:
     """``answer`` is a tensor of ``expected``'s shape and values (float32 tolerance)."""
-    expect(
-        isinstance(answer, torch.Tensor),
-        f"{what}: expected a torch tensor, got {type(answer).__name__}",
-    )
-    expect(
-        tuple(answer.shape) == tuple(expected.shape),
-        f"{what}: expected shape {tuple(expected.shape)}, got {tuple(answer.shape)}",
-    )
+    expect_tensor(answer, expected.shape, what)
     worst = (answer.double().cpu() - expected.double()).abs().max().item()
     expect(
         torch.allclose(answer.double().cpu(), expected.double(), rtol=1e-4, atol=1e-6),
@@ -88,10 +82,7 @@ def check_predict_epsilon(predict_epsilon: Any) -> Verdict:
     """A function recovering the noise from x_t and x̂_0, for float and tensor ``alpha_prod_t``."""
 
     def test(answer: Any) -> None:
-        expect(
-            callable(answer),
-            f"predict_epsilon: expected a function, got {type(answer).__name__}",
-        )
+        expect_function(answer, name="predict_epsilon")
         generator = torch.Generator().manual_seed(5)
         clean, noise = torch.randn(2, 2, 4, 8, 8, generator=generator)
         for alpha_prod_t in (0.9, torch.tensor(0.3), 0.02):
@@ -112,10 +103,7 @@ def check_v_from_epsilon(
     """A function turning a noise prediction into v, as ``get_velocity`` defines v, for float and tensor ᾱ_t."""
 
     def test(answer: Any) -> None:
-        expect(
-            callable(answer),
-            f"v_from_epsilon: expected a function, got {type(answer).__name__}",
-        )
+        expect_function(answer, name="v_from_epsilon")
         scheduler = DDPMScheduler.from_config(scheduler_config)
         generator = torch.Generator().manual_seed(5)
         clean, noise = torch.randn(2, 2, 4, 8, 8, generator=generator)
@@ -156,10 +144,7 @@ def check_zero_terminal_snr(
     """A function rescaling betas to zero terminal SNR, as ``DDIMScheduler(rescale_betas_zero_snr=True)`` does."""
 
     def test(answer: Any) -> None:
-        expect(
-            callable(answer),
-            f"rescale_zero_terminal_snr: expected a function, got {type(answer).__name__}",
-        )
+        expect_function(answer, name="rescale_zero_terminal_snr")
         for schedule in (
             {**scheduler_config},
             {
@@ -186,10 +171,7 @@ def check_rescale_noise_cfg(rescale: Any) -> Verdict:
     """A function ``(noise_cfg, noise_pred_text, guidance_rescale)`` equal to diffusers' ``rescale_noise_cfg``."""
 
     def test(answer: Any) -> None:
-        expect(
-            callable(answer),
-            f"rescale_noise_cfg: expected a function, got {type(answer).__name__}",
-        )
+        expect_function(answer, name="rescale_noise_cfg")
         generator = torch.Generator().manual_seed(5)
         # A batch of two pictures whose predictions differ in scale: each is rescaled by its own std.
         scale = torch.tensor([1.0, 3.0]).view(2, 1, 1, 1)
@@ -234,15 +216,9 @@ def check_config_change(
 ) -> Verdict:
     """{config entry: mean pixel difference it makes}, and an explanation of which entries belong to the model."""
 
-    def test(answer: tuple[Any, Any]) -> None:
-        measured, text = answer
-        expect(
-            isinstance(measured, dict) and set(measured) == set(CONFIG_CHANGES),
-            f"config_change: expected a dict with the keys {list(CONFIG_CHANGES)}, "
-            f"got {measured!r}",
-        )
+    def test(measured: Any) -> None:
+        expect_numbers(measured, CONFIG_CHANGES, "config_change", "a float", plain=True)
         for key, want in config_change_differences(pipe, config).items():
-            expect_plain_number(measured[key], f"config_change[{key!r}]: a float")
             expect(
                 abs(measured[key] - want) <= 0.5,
                 f"config_change[{key!r}] is {measured[key]:.2f}, expected {want:.2f}: "
@@ -250,11 +226,8 @@ def check_config_change(
                 f"{CONFIG_CHANGES[key]!r}; {CONFIG_PROMPT!r}, seed 0, {CONFIG_STEPS} "
                 "steps, the mean absolute pixel difference",
             )
-        expect_explanation(text)
 
-    return run_check(
-        "ex-05-config-change", answer_parts(config_change, explanation), test
-    )
+    return run_open_question("ex-05-config-change", config_change, explanation, test)
 
 
 __all__ = [

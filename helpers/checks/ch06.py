@@ -10,14 +10,24 @@ from typing import Any
 
 import torch
 from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
-from PIL import Image
 
 from ..compare import max_pixel_diff
 from ..latents import decode_latents
 from ..pipeline import encode_prompt, make_latents
 from ..reproducible import seeded
 from ..schedulers import make_scheduler
-from . import Verdict, answer_parts, expect, expect_explanation, run_check
+from . import (
+    Verdict,
+    expect,
+    expect_function,
+    expect_keys,
+    expect_picture,
+    expect_same_picture,
+    expect_tensor,
+    quiet_copy,
+    run_check,
+    run_open_question,
+)
 
 BATCH_SEEDS = (10, 11, 12)
 PROMPT, NUM_STEPS = "a yellow star on a black background", 25  # the chapter's
@@ -30,17 +40,6 @@ NEGATIVE_PROMPT, NEGATIVE_SCALES, NEGATIVE_STEPS = "yellow", (1, 7.5), 10
 GPU_TOLERANCE = 2  # of 255: on a GPU each of two differences may round apart by 1
 
 
-def _expect_tensor(answer: Any, shape: tuple[int, ...], what: str) -> None:
-    expect(
-        isinstance(answer, torch.Tensor),
-        f"{what}: expected a torch tensor, got {type(answer).__name__}",
-    )
-    expect(
-        tuple(answer.shape) == shape,
-        f"{what}: expected shape {shape}, got {tuple(answer.shape)}",
-    )
-
-
 def _library(
     pipe: StableDiffusionPipeline, scheduler_name: str | None = None
 ) -> StableDiffusionPipeline:
@@ -50,11 +49,7 @@ def _library(
         if scheduler_name
         else type(pipe.scheduler).from_config(pipe.scheduler.config)
     )
-    library = StableDiffusionPipeline(
-        **{**pipe.components, "scheduler": scheduler}, requires_safety_checker=False
-    )
-    library.set_progress_bar_config(disable=True)
-    return library
+    return quiet_copy(pipe, StableDiffusionPipeline, scheduler=scheduler)
 
 
 def euler_init_noise_sigma(
@@ -77,7 +72,7 @@ def check_batch_latents(
     def test(answer: Any) -> None:
         size = pipe.unet.config.sample_size
         shape = (1, pipe.unet.config.in_channels, size, size)
-        _expect_tensor(answer, (len(BATCH_SEEDS), *shape[1:]), "batch_latents")
+        expect_tensor(answer, (len(BATCH_SEEDS), *shape[1:]), "batch_latents")
         sigma, sigma_unset = (
             euler_init_noise_sigma(pipe, steps) for steps in (num_inference_steps, None)
         )
@@ -114,10 +109,7 @@ def check_guidance_rescale(
     """``denoise_rescaled`` gives the library's pictures for ``guidance_rescale=0.7``, two prompts, DPM-Solver++."""
 
     def test(fn: Any) -> None:
-        expect(
-            callable(fn),
-            f"denoise_rescaled: expected a function, got {type(fn).__name__}",
-        )
+        expect_function(fn, name="denoise_rescaled")
 
         def generators() -> list[torch.Generator]:
             return [seeded(seed) for seed in range(len(RESCALE_PROMPTS))]
@@ -158,7 +150,7 @@ def check_guidance_rescale(
             guidance_scale=RESCALE_GUIDANCE,
             guidance_rescale=RESCALE_PHI,
         )
-        _expect_tensor(result, tuple(latents.shape), "denoise_rescaled(...)")
+        expect_tensor(result, tuple(latents.shape), "denoise_rescaled(...)")
         difference = max_pixel_diff(decode_latents(pipe.vae, result), expected)
         expect(
             difference <= 1,
@@ -176,12 +168,8 @@ def check_negative_at_one(
 ) -> Verdict:
     """{1: 0, 7.5: the library's largest pixel difference} for the negative prompt "yellow"; an explanation."""
 
-    def test(answer: tuple[Any, Any]) -> None:
-        effect, text = answer
-        expect(
-            isinstance(effect, dict) and set(effect) == set(NEGATIVE_SCALES),
-            f"negative_effect: expected a dict with the keys {NEGATIVE_SCALES}, got {effect!r}",
-        )
+    def test(effect: Any) -> None:
+        expect_keys(effect, NEGATIVE_SCALES, "negative_effect")
         expect(
             effect[1] == 0,
             f"negative_effect[1] is {effect[1]!r}, but at guidance 1 the pictures are the same: "
@@ -204,10 +192,9 @@ def check_negative_at_one(
             f"negative_effect[7.5] is {effect[7.5]!r}, expected {want}: seed 0, {NEGATIVE_STEPS} steps of "
             f"{type(pipe.scheduler).__name__}, without and with negative_prompt={NEGATIVE_PROMPT!r}",
         )
-        expect_explanation(text)
 
-    return run_check(
-        "ex-06-negative-at-one", answer_parts(negative_effect, explanation), test
+    return run_open_question(
+        "ex-06-negative-at-one", negative_effect, explanation, test
     )
 
 
@@ -215,23 +202,17 @@ def check_resume(resumed_picture: Any, pipe: StableDiffusionPipeline) -> Verdict
     """The chapter's picture (PROMPT, seed 0, NUM_STEPS steps of the pipe's scheduler) drawn in two calls."""
 
     def test(answer: Any) -> None:
-        expect(
-            isinstance(answer, Image.Image),
-            f"resumed_picture: expected a PIL image, got {type(answer).__name__}",
-        )
+        expect_picture(answer, "resumed_picture")
         expected = _library(pipe)(
             PROMPT, num_inference_steps=NUM_STEPS, generator=seeded(0)
         ).images[0]
-        expect(
-            answer.size == expected.size,
-            f"resumed_picture: expected {expected.size} pixels, got {answer.size}",
-        )
-        difference = max_pixel_diff([answer], [expected])
-        expect(
-            difference <= 1,
-            f"resumed_picture differs from the library's by up to {difference} of 255: set the "
-            "timesteps once, and let the second call go on with the same scheduler (its "
-            "history), the same generator and the latents where the first call stopped",
+        expect_same_picture(
+            answer,
+            expected,
+            "resumed_picture",
+            "the library's",
+            "set the timesteps once, and let the second call go on with the same scheduler "
+            "(its history), the same generator and the latents where the first call stopped",
         )
 
     return run_check("ex-06-resume", resumed_picture, test)

@@ -20,13 +20,13 @@ from ..compare import mean_pixel_diff
 from ..img2img import start_step
 from . import (
     Verdict,
-    answer_parts,
     expect,
-    expect_explanation,
+    expect_function,
     expect_number,
     expect_plain_number,
     quiet_copy,
     run_check,
+    run_open_question,
 )
 
 SIGNAL_STEPS, SIGNAL_STRENGTH = 40, 0.35  # the exercise's numbers
@@ -49,10 +49,7 @@ def check_first_step(first_step: Any) -> Verdict:
     """A function (num_inference_steps, strength) -> the index of the first step img2img runs."""
 
     def test(fn: Any) -> None:
-        expect(
-            callable(fn),
-            f"expected a function of (num_inference_steps, strength), got {type(fn).__name__}",
-        )
+        expect_function(fn, "a function of (num_inference_steps, strength)")
         for steps in (10, 25, 50):
             for strength in (0.0, 0.3, 0.5, 0.62, 0.75, 1.0):
                 got, want = fn(steps, strength), library_first_step(steps, strength)
@@ -104,10 +101,7 @@ def check_drop_captions(drop_captions: Any) -> Verdict:
     """A function (captions, p, rng) -> the captions, each replaced by "" with probability p."""
 
     def test(fn: Any) -> None:
-        expect(
-            callable(fn),
-            f"expected a function of (captions, p, rng), got {type(fn).__name__}",
-        )
+        expect_function(fn, "a function of (captions, p, rng)")
         captions = [f"caption {i}" for i in range(4000)]
         dropped = fn(captions, 0.25, random.Random(0))
         expect(
@@ -155,8 +149,7 @@ def strength_one_difference(
     def seeded() -> torch.Generator:
         return torch.Generator().manual_seed(0)
 
-    img2img = StableDiffusionImg2ImgPipeline(**pipe.components)
-    edited = quiet_copy(img2img, scheduler=fresh())(
+    edited = quiet_copy(pipe, StableDiffusionImg2ImgPipeline, scheduler=fresh())(
         ONE_PROMPT,
         image=init_image,
         strength=1.0,
@@ -177,8 +170,7 @@ def check_strength_one(
 ) -> Verdict:
     """The mean pixel difference image to image at strength 1 makes against text to image; an explanation."""
 
-    def test(answer: tuple[Any, Any]) -> None:
-        value, text = answer
+    def test(value: Any) -> None:
         expect_plain_number(value, "a mean pixel difference (a float)")
         want = strength_one_difference(pipe, init_image)
         expect(
@@ -187,8 +179,5 @@ def check_strength_one(
             f"seed 0 for each call, {ONE_STEPS} steps, img2img from init_image at "
             "strength 1.0 against generate, the mean absolute pixel difference",
         )
-        expect_explanation(text)
 
-    return run_check(
-        "ex-07-strength-one", answer_parts(strength_one_diff, explanation), test
-    )
+    return run_open_question("ex-07-strength-one", strength_one_diff, explanation, test)

@@ -19,12 +19,13 @@ from ..memory import (
 from ..sd15 import sd15_config, sd15_on_meta
 from . import (
     Verdict,
-    answer_parts,
     expect,
-    expect_explanation,
+    expect_function,
     expect_integer,
+    expect_keys,
     expect_number,
     run_check,
+    run_open_question,
 )
 
 SCORES_PROMPTS = 4  # the exercise's batch of prompts, at SD v1.5's native 512x512
@@ -58,11 +59,7 @@ def check_sliced_attention(sliced_attention: Any) -> Verdict:
     computed ``slice_size`` rows of the batch x heads dimension at a time, as diffusers' ``SlicedAttnProcessor``."""
 
     def test(fn: Any) -> None:
-        expect(
-            callable(fn),
-            "expected a function of (query, key, value, slice_size), "
-            f"got {type(fn).__name__}",
-        )
+        expect_function(fn, "a function of (query, key, value, slice_size)")
         generator = torch.Generator().manual_seed(0)
         for kind, (rows, n, m, d) in SLICED_SHAPES.items():
             query = torch.randn(rows, n, d, generator=generator)  # (B x heads, N, d)
@@ -183,12 +180,8 @@ def largest_batches(budget: float) -> dict[str, int]:
 def check_small_gpu(fits_in_7gib: Any, explanation: Any) -> Verdict:
     """{setup: the largest batch that fits in 7 GiB}, and an explanation of which switch to turn first."""
 
-    def test(answer: tuple[Any, Any]) -> None:
-        fits, text = answer
-        expect(
-            isinstance(fits, dict) and set(fits) == set(SETUPS),
-            f"fits_in_7gib: expected a dict with the keys {list(SETUPS)}, got {fits!r}",
-        )
+    def test(fits: Any) -> None:
+        expect_keys(fits, SETUPS, "fits_in_7gib")
         for label, want in largest_batches(SMALL_GPU_BUDGET).items():
             got = expect_integer(fits[label], f"fits_in_7gib[{label!r}]")
             expect(
@@ -197,6 +190,5 @@ def check_small_gpu(fits_in_7gib: Any, explanation: Any) -> Verdict:
                 "peak(batch, attention, vae_slicing), with a budget of 7 GiB "
                 "(7 * GIB), and the largest batch from 1 to 1024 whose peak fits",
             )
-        expect_explanation(text)
 
-    return run_check("ex-08-small-gpu", answer_parts(fits_in_7gib, explanation), test)
+    return run_open_question("ex-08-small-gpu", fits_in_7gib, explanation, test)

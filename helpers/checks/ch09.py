@@ -14,11 +14,13 @@ from PIL import Image
 from ..sd15 import sd15_config
 from . import (
     Verdict,
-    answer_parts,
     expect,
-    expect_explanation,
+    expect_function,
     expect_number,
+    expect_numbers,
+    expect_tensor,
     run_check,
+    run_open_question,
 )
 
 
@@ -57,20 +59,10 @@ def check_latent_mask(my_latent_mask: Any) -> Verdict:
     """A function (mask picture, factor) -> the 0/1 latent mask (1, 1, H/factor, W/factor), as the library's."""
 
     def test(fn: Any) -> None:
-        expect(
-            callable(fn),
-            f"expected a function of (mask_image, factor), got {type(fn).__name__}",
-        )
+        expect_function(fn, "a function of (mask_image, factor)")
         for mask_image in random_masks():
             got, want = fn(mask_image, 8), library_latent_mask(mask_image, 8)
-            expect(
-                isinstance(got, torch.Tensor),
-                f"expected a tensor, got {type(got).__name__}",
-            )
-            expect(
-                tuple(got.shape) == tuple(want.shape),
-                f"for a {mask_image.size} mask expected shape {tuple(want.shape)}, got {tuple(got.shape)}",
-            )
+            expect_tensor(got, want.shape, f"for a {mask_image.size} mask")
             expect(
                 set(got.unique().tolist()) <= {0.0, 1.0},
                 "the mask must hold only 0 and 1: round each pixel at one half before shrinking",
@@ -228,16 +220,8 @@ def check_zero_start(
     """A fresh ControlNet's largest residual (0), the largest gradients of its zero convolutions (not 0, as the
     library's) and of its copied encoder (0); an explanation of why it starts from zero."""
 
-    def test(answer: tuple[Any, Any]) -> None:
-        measured, text = answer
-        expect(
-            isinstance(measured, dict) and set(measured) == set(ZERO_START_KEYS),
-            f"zero_start: expected a dict with the keys {ZERO_START_KEYS}, got {measured!r}",
-        )
-        for key in ZERO_START_KEYS:
-            expect_number(
-                measured[key], f"zero_start[{key!r}] as a float (use .item())"
-            )
+    def test(measured: Any) -> None:
+        expect_numbers(measured, ZERO_START_KEYS, "zero_start")
         expect(
             measured["residual"] == 0,
             f"zero_start['residual'] is {measured['residual']}: measure a fresh "
@@ -262,6 +246,5 @@ def check_zero_start(
             "gradient magnitude of a fresh float32 ControlNet, on the inputs of the residuals "
             "cell, with the loss sum(r.sum() for r in [*down, mid])",
         )
-        expect_explanation(text)
 
-    return run_check("ex-09-zero-start", answer_parts(zero_start, explanation), test)
+    return run_open_question("ex-09-zero-start", zero_start, explanation, test)

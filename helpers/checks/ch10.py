@@ -11,7 +11,14 @@ from peft import LoraConfig, inject_adapter_in_model
 
 from ..adapters import LORA_TARGETS, count_parameters, lora_parameters
 from ..models import TINY_MODEL_DIR
-from . import Verdict, expect, run_check
+from . import (
+    Verdict,
+    expect,
+    expect_function,
+    expect_keys,
+    expect_tensor,
+    run_check,
+)
 
 ADAPTER = "mine"  # the adapter's name in the checks' layer: not peft's "default", so the name must be used
 
@@ -34,23 +41,13 @@ def check_lora_output(lora_output: Any) -> Verdict:
     """A function (layer, x, adapter) -> the output of a peft LoRA layer, computed from its matrices."""
 
     def test(fn: Any) -> None:
-        expect(
-            callable(fn),
-            f"expected a function of (layer, x, adapter), got {type(fn).__name__}",
-        )
+        expect_function(fn, "a function of (layer, x, adapter)")
         layer = lora_layer()
         x = torch.randn(3, 5, 12)  # (batch, tokens, in)
         with torch.no_grad():
             got, want = fn(layer, x, ADAPTER), layer(x)
             base = layer.base_layer(x)
-        expect(
-            isinstance(got, torch.Tensor),
-            f"expected a tensor, got {type(got).__name__}",
-        )
-        expect(
-            got.shape == want.shape,
-            f"expected shape {tuple(want.shape)}, got {tuple(got.shape)}",
-        )
+        expect_tensor(got, want.shape)
         update = want - base  # scale * B A x
         scale = layer.scaling[ADAPTER]
         expect(
@@ -98,10 +95,7 @@ def check_lora_numbers(lora_numbers: Any) -> Verdict:
     """A function (unet, rank, targets) -> the numbers a LoRA of that rank on those layers adds."""
 
     def test(fn: Any) -> None:
-        expect(
-            callable(fn),
-            f"expected a function of (unet, rank, targets), got {type(fn).__name__}",
-        )
+        expect_function(fn, "a function of (unet, rank, targets)")
         unet = tiny_unet()
         for rank, targets in [
             (8, LORA_TARGETS),
@@ -133,10 +127,7 @@ def check_which_method(choices: Any) -> Verdict:
     """A dict {"dog": method, "comic": method}, each method "textual inversion" or "LoRA"."""
 
     def test(answer: Any) -> None:
-        expect(
-            isinstance(answer, dict) and set(answer) == {"dog", "comic"},
-            f'expected a dict with the keys "dog" and "comic", got {answer!r}',
-        )
+        expect_keys(answer, ("dog", "comic"))
         picked = {job: str(method).strip().lower() for job, method in answer.items()}
         expect(
             all(method in METHODS for method in picked.values()),

@@ -9,7 +9,13 @@ from typing import Any
 import torch
 
 from ..architectures import build_scheduler, library_time_ids
-from . import Verdict, expect, expect_number, run_check
+from . import (
+    Verdict,
+    expect,
+    expect_function,
+    expect_number,
+    run_check,
+)
 
 NOISY_SHARE_STEPS = 28  # the exercise's step count: SD3's usual
 
@@ -18,10 +24,7 @@ def check_flow_step(flow_step: Any) -> Verdict:
     """A function (velocity, sigma, sigma_next, latents) -> the next latents, equal to the library's step."""
 
     def test(fn: Any) -> None:
-        expect(
-            callable(fn),
-            f"expected a function of four arguments, got {type(fn).__name__}",
-        )
+        expect_function(fn, "a function of four arguments")
         scheduler = build_scheduler("sd3")
         scheduler.set_timesteps(6)
         generator = torch.Generator().manual_seed(11)
@@ -63,10 +66,7 @@ def check_refiner_time_ids(refiner_time_ids: Any) -> Verdict:
     """A function (original_size, crops_coords_top_left, aesthetic_score) -> the refiner's add_time_ids, (1, 5)."""
 
     def test(fn: Any) -> None:
-        expect(
-            callable(fn),
-            f"expected a function of three arguments, got {type(fn).__name__}",
-        )
+        expect_function(fn, "a function of three arguments")
         for original_size, crop, score in (
             ((1024, 1024), (0, 0), 6.0),
             ((768, 1344), (32, 8), 2.5),
