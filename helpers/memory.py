@@ -58,7 +58,12 @@ def weights_bytes(module: torch.nn.Module, dtype: torch.dtype | None = None) -> 
     """Bytes the module's parameters take as they are, or when stored as ``dtype``."""
     if dtype is None:
         return sum(p.numel() * p.element_size() for p in module.parameters())
-    return sum(p.numel() for p in module.parameters()) * torch.finfo(dtype).bits // 8
+    return dtype_bytes(sum(p.numel() for p in module.parameters()), dtype)
+
+
+def dtype_bytes(elements: int, dtype: torch.dtype) -> int:
+    """Bytes that ``elements`` numbers take when stored as ``dtype``."""
+    return elements * torch.finfo(dtype).bits // 8
 
 
 def attention_heads(unet_config: Mapping[str, Any]) -> int:
@@ -82,9 +87,7 @@ def attention_scores_bytes(
     ``batch`` counts the UNet's batch: two rows per picture under classic classifier-free guidance.
     """
     tokens = latent_size**2  # 4096 for SD's 64x64 latents
-    return (
-        batch * attention_heads(unet_config) * tokens**2 * torch.finfo(dtype).bits // 8
-    )
+    return dtype_bytes(batch * attention_heads(unet_config) * tokens**2, dtype)
 
 
 def vae_decoder_largest_bytes(
@@ -103,7 +106,7 @@ def vae_decoder_largest_bytes(
             level + 1, len(channels) - 1
         )  # after the block's upsampler (the last has none)
         elements = max(elements, width * side**2)
-    return batch * elements * torch.finfo(dtype).bits // 8
+    return dtype_bytes(batch * elements, dtype)
 
 
 def feed_forward_bytes(
@@ -113,14 +116,8 @@ def feed_forward_bytes(
     dtype: torch.dtype = torch.float16,
 ) -> int:
     """Bytes of the first level's feed-forward hidden layer: GEGLU widens each token to 8x the channels (2 x 4x)."""
-    return (
-        batch
-        * latent_size**2
-        * 8
-        * unet_config["block_out_channels"][0]
-        * torch.finfo(dtype).bits
-        // 8
-    )
+    channels = unet_config["block_out_channels"][0]
+    return dtype_bytes(batch * latent_size**2 * 8 * channels, dtype)
 
 
 def release_freed_memory(device: str | torch.device) -> None:
