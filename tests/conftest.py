@@ -4,14 +4,17 @@ tiny-shapes-sd, and a guard that fails any test reaching for the network."""
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
 import pytest
 import torch
-from diffusers import AutoencoderKL, StableDiffusionPipeline
+from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
+from transformers import CLIPTextModel
 
 from helpers import TINY_MODEL_DIR, ModelChoice, load_pipeline
+from helpers.checks import Verdict
 from helpers.sd15 import sd15_sized_pipeline
 
 matplotlib.use("Agg")
@@ -64,7 +67,36 @@ def sd_vae(sd15_pipe: StableDiffusionPipeline) -> AutoencoderKL:
 
 
 @pytest.fixture(scope="session")
+def sd_unet(sd15_pipe: StableDiffusionPipeline) -> UNet2DConditionModel:
+    """SD v1.5's UNet layout (cross_attention_dim 768, 4 latent channels), narrower, for cheap forward passes."""
+    return sd15_pipe.unet
+
+
+@pytest.fixture(scope="session")
+def sd_text_encoder(sd15_pipe: StableDiffusionPipeline) -> CLIPTextModel:
+    """SD v1.5's text encoder layout: CLIP, 768 wide, 77 positions."""
+    return sd15_pipe.text_encoder
+
+
+@pytest.fixture(scope="session")
 def tiny_pipe(tiny_choice: ModelChoice) -> StableDiffusionPipeline:
     pipe = load_pipeline(choice=tiny_choice)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+@pytest.fixture(scope="session")
+def tiny_unet(tiny_pipe: StableDiffusionPipeline) -> UNet2DConditionModel:
+    """tiny-shapes-sd's UNet, the one in ``tiny_pipe``: tests must not change it."""
+    return tiny_pipe.unet
+
+
+@pytest.fixture
+def expect_not_done(capsys: pytest.CaptureFixture[str]) -> Callable[..., None]:
+    """``expect_not_done(check(...), ...)``: every check given the ``...`` placeholder failed and printed NOT DONE."""
+
+    def expect(*verdicts: Verdict) -> None:
+        assert [verdict.passed for verdict in verdicts] == [False] * len(verdicts)
+        assert capsys.readouterr().out.count("NOT DONE") == len(verdicts)
+
+    return expect

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
 import torch
 from diffusers import UNet2DConditionModel
 
-from helpers import ModelChoice, load_component
 from helpers.checks import ExerciseFailed
 from helpers.checks.ch04 import (
     TOLD_TIMESTEPS,
@@ -18,11 +18,6 @@ from helpers.checks.ch04 import (
     check_told_timestep,
     told_timestep_errors,
 )
-
-
-@pytest.fixture(scope="module")
-def unet(tiny_choice: ModelChoice) -> UNet2DConditionModel:
-    return load_component(UNet2DConditionModel, "unet", tiny_choice)
 
 
 def sinusoids(
@@ -37,32 +32,35 @@ def sinusoids(
 
 
 def test_not_done_prints(
-    capsys: pytest.CaptureFixture[str], unet: UNet2DConditionModel
+    expect_not_done: Callable[..., None], tiny_unet: UNet2DConditionModel
 ) -> None:
-    assert not check_text_reading_params(..., unet)
-    assert not check_timestep_features(..., unet)
-    assert capsys.readouterr().out.count("NOT DONE") == 2
+    expect_not_done(
+        check_text_reading_params(..., tiny_unet),
+        check_timestep_features(..., tiny_unet),
+    )
 
 
-def test_text_reading_params(unet: UNet2DConditionModel) -> None:
+def test_text_reading_params(tiny_unet: UNet2DConditionModel) -> None:
     def count(*parts: str) -> int:
         return sum(
             p.numel()
-            for name, p in unet.named_parameters()
+            for name, p in tiny_unet.named_parameters()
             if any(part in name for part in parts)
         )
 
-    assert check_text_reading_params(count(".attn2.to_k.", ".attn2.to_v."), unet)
+    assert check_text_reading_params(count(".attn2.to_k.", ".attn2.to_v."), tiny_unet)
     with pytest.raises(ExerciseFailed, match="to_q reads the picture"):
         check_text_reading_params(
-            count(".attn2.to_q.", ".attn2.to_k.", ".attn2.to_v."), unet
+            count(".attn2.to_q.", ".attn2.to_k.", ".attn2.to_v."), tiny_unet
         )
     with pytest.raises(
         ExerciseFailed, match="expected"
     ):  # self-attention's keys and values read the picture
-        check_text_reading_params(count(".attn1.to_k.", ".attn1.to_v."), unet)
+        check_text_reading_params(count(".attn1.to_k.", ".attn1.to_v."), tiny_unet)
     with pytest.raises(ExerciseFailed, match="expected an int"):
-        check_text_reading_params(float(count(".attn2.to_k.", ".attn2.to_v.")), unet)
+        check_text_reading_params(
+            float(count(".attn2.to_k.", ".attn2.to_v.")), tiny_unet
+        )
 
 
 # ex-04-told-timestep ----------------------------------------------------------------------------------------------
@@ -90,11 +88,11 @@ def test_told_timestep(tiny_pipe) -> None:
     assert not check_told_timestep(..., EXPLANATION, tiny_pipe)
 
 
-def test_timestep_features(unet: UNet2DConditionModel) -> None:
-    assert check_timestep_features(sinusoids, unet)
+def test_timestep_features(tiny_unet: UNet2DConditionModel) -> None:
+    assert check_timestep_features(sinusoids, tiny_unet)
     with pytest.raises(ExerciseFailed, match="swapped"):
-        check_timestep_features(lambda t, dim: sinusoids(t, dim, flip=False), unet)
+        check_timestep_features(lambda t, dim: sinusoids(t, dim, flip=False), tiny_unet)
     with pytest.raises(ExerciseFailed, match="frequencies"):
-        check_timestep_features(lambda t, dim: sinusoids(t, dim, shift=1), unet)
+        check_timestep_features(lambda t, dim: sinusoids(t, dim, shift=1), tiny_unet)
     with pytest.raises(ExerciseFailed, match="tensor"):
-        check_timestep_features(lambda t, dim: sinusoids(t, dim)[:, :-1], unet)
+        check_timestep_features(lambda t, dim: sinusoids(t, dim)[:, :-1], tiny_unet)

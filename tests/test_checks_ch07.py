@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pytest
 from diffusers import PNDMScheduler
@@ -27,12 +28,13 @@ def scheduler() -> PNDMScheduler:
 
 
 def test_not_done_prints(
-    capsys: pytest.CaptureFixture[str], scheduler: PNDMScheduler
+    expect_not_done: Callable[..., None], scheduler: PNDMScheduler
 ) -> None:
-    assert not check_first_step(...)
-    assert not check_signal_left(..., scheduler)
-    assert not check_drop_captions(...)
-    assert capsys.readouterr().out.count("NOT DONE") == 3
+    expect_not_done(
+        check_first_step(...),
+        check_signal_left(..., scheduler),
+        check_drop_captions(...),
+    )
 
 
 def test_first_step() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,12 +19,13 @@ from helpers.checks.ch08 import (
 from helpers.memory import GIB
 
 
-def test_not_done_prints(capsys: pytest.CaptureFixture[str]) -> None:
-    assert not check_sliced_attention(...)
-    assert not check_small_gpu(..., EXPLANATION)
-    assert not check_unet_fp16_gib(...)
-    assert not check_scores_gib(...)
-    assert capsys.readouterr().out.count("NOT DONE") == 4
+def test_not_done_prints(expect_not_done: Callable[..., None]) -> None:
+    expect_not_done(
+        check_sliced_attention(...),
+        check_small_gpu(..., EXPLANATION),
+        check_unet_fp16_gib(...),
+        check_scores_gib(...),
+    )
 
 
 # ex-08-sliced-attention -------------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import torch
@@ -29,13 +31,14 @@ def controlnet(tiny_pipe: StableDiffusionPipeline) -> ControlNetModel:
 
 
 def test_not_done_prints(
-    capsys: pytest.CaptureFixture[str], controlnet: ControlNetModel
+    expect_not_done: Callable[..., None], controlnet: ControlNetModel
 ) -> None:
-    assert not check_latent_mask(...)
-    assert not check_residual_values(..., controlnet, 64)
-    assert not check_extra_parameters(...)
-    assert not check_zero_start(..., EXPLANATION, None, None, None, None, None)
-    assert capsys.readouterr().out.count("NOT DONE") == 4
+    expect_not_done(
+        check_latent_mask(...),
+        check_residual_values(..., controlnet, 64),
+        check_extra_parameters(...),
+        check_zero_start(..., EXPLANATION, None, None, None, None, None),
+    )
 
 
 def test_latent_mask() -> None:

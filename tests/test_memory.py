@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import AutoencoderKL, UNet2DConditionModel
 from diffusers.models.attention_processor import Attention, AttnProcessor
 
 from helpers.memory import (
@@ -48,12 +48,6 @@ def test_sd15_sizes_at_512() -> None:
     )  # 2 x 4096 x 2560 x 2 bytes
 
 
-@pytest.fixture(scope="module")
-def small_unet(sd15_pipe: StableDiffusionPipeline) -> UNet2DConditionModel:
-    """The SD-sized UNet, run on 16x16 latents to keep the forward passes cheap."""
-    return sd15_pipe.unet
-
-
 def largest_outputs(model: torch.nn.Module, kind: type, run: callable) -> int:
     """The most elements of any output of a ``kind`` submodule while ``run()`` runs."""
     sizes = [0]
@@ -76,10 +70,10 @@ def largest_outputs(model: torch.nn.Module, kind: type, run: callable) -> int:
 
 
 def test_attention_scores_match_a_forward_pass(
-    small_unet: UNet2DConditionModel, monkeypatch: pytest.MonkeyPatch
+    sd_unet: UNet2DConditionModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the classic processor builds the score matrix; the shared UNet gets its default back
-    small_unet.set_attn_processor(AttnProcessor())
+    sd_unet.set_attn_processor(AttnProcessor())
     sizes = []
     original = Attention.get_attention_scores
 
@@ -91,29 +85,29 @@ def test_attention_scores_match_a_forward_pass(
     monkeypatch.setattr(Attention, "get_attention_scores", record)
     try:
         with torch.no_grad():
-            small_unet(
+            sd_unet(
                 torch.randn(3, 4, 16, 16), 10, encoder_hidden_states=TEXT_EMBEDDINGS
             )
     finally:
-        small_unet.set_default_attn_processor()
+        sd_unet.set_default_attn_processor()
     assert max(sizes) == attention_scores_bytes(
-        small_unet.config, 16, batch=3, dtype=torch.float32
+        sd_unet.config, 16, batch=3, dtype=torch.float32
     )
 
 
-def test_feed_forward_matches_a_forward_pass(small_unet: UNet2DConditionModel) -> None:
+def test_feed_forward_matches_a_forward_pass(sd_unet: UNet2DConditionModel) -> None:
     from diffusers.models.activations import GEGLU
 
     elements = largest_outputs(
-        small_unet,
+        sd_unet,
         torch.nn.Linear,
-        lambda: small_unet(
+        lambda: sd_unet(
             torch.randn(3, 4, 16, 16), 10, encoder_hidden_states=TEXT_EMBEDDINGS
         ),
     )
-    assert any(isinstance(m, GEGLU) for m in small_unet.modules())
+    assert any(isinstance(m, GEGLU) for m in sd_unet.modules())
     assert 4 * elements == feed_forward_bytes(
-        small_unet.config, 16, batch=3, dtype=torch.float32
+        sd_unet.config, 16, batch=3, dtype=torch.float32
     )
 
 

@@ -19,17 +19,18 @@ from safetensors.torch import load_file, save_file
 from transformers import CLIPModel, CLIPProcessor, CLIPTokenizer
 
 import helpers.models
-from helpers import (
+from helpers.latents import vae_scale_factor
+from helpers.models import (
     REAL_MODEL_ID,
     TINY_MODEL_DIR,
+    HubCheck,
     ModelChoice,
+    hub_variant,
     load_clip,
     load_component,
     load_pipeline,
     resolve_model,
-    vae_scale_factor,
 )
-from helpers.models import HubCheck, hub_variant
 
 
 def no_hub(*args, **kwargs):

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from diffusers import StableDiffusionPipeline, UNet2DConditionModel
-from transformers import CLIPTextModel, CLIPTokenizer
+from transformers import CLIPTokenizer
 
 from helpers import (
     decode_latents,
@@ -19,16 +18,6 @@ from helpers import (
     preprocess,
     vae_scale_factor,
 )
-
-
-@pytest.fixture(scope="module")
-def sd_unet(sd15_pipe: StableDiffusionPipeline) -> UNet2DConditionModel:
-    return sd15_pipe.unet
-
-
-@pytest.fixture(scope="module")
-def sd_text_encoder(sd15_pipe: StableDiffusionPipeline) -> CLIPTextModel:
-    return sd15_pipe.text_encoder
 
 
 def test_the_sd_sized_vae_keeps_sds_layout(sd_vae):
