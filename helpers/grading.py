@@ -25,7 +25,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,6 +186,23 @@ def names_read(source: str) -> list[str]:
     )
 
 
+def stamped_cells(run: NotebookNode) -> Iterator[tuple[int, str | None, NotebookNode]]:
+    """``exercise_cells`` of a run, each cell stamped with its index in the notebook it came from, for the grade
+    sheet."""
+    for index, label, cell in exercise_cells(run):
+        cell.metadata[SOURCE_INDEX] = index
+        yield index, label, cell
+
+
+def answers_cell(function: str, call: str, tag: str) -> NotebookNode:
+    """A cell the grader adds, tagged ``tag``: it imports ``helpers.answers.<function>`` under the private name
+    ``_<function>`` (a student's names stay untouched) and runs ``call``."""
+    return nbformat.v4.new_code_cell(
+        f"from helpers.answers import {function} as _{function}\n{call}",
+        metadata={"tags": [tag]},
+    )
+
+
 def student_run(
     student: NotebookNode, exercises: dict[str, Exercise], answers: Path
 ) -> NotebookNode:
@@ -199,16 +216,15 @@ def student_run(
     saving_after = {index: label for label, index in last_cell.items()}
     run = without_outputs(student)
     cells = []
-    for index, _, cell in exercise_cells(run):
-        cell.metadata[SOURCE_INDEX] = index
+    for index, _, cell in stamped_cells(run):
         cells += [] if CHECK_TAG in tags(cell) else [cell]
         if index in saving_after:
             exercise = exercises[saving_after[index]]
             cells.append(
-                nbformat.v4.new_code_cell(
-                    "from helpers.answers import save_answers as _save_answers\n"
+                answers_cell(
+                    "save_answers",
                     f"_save_answers({str(answers / exercise.label)!r}, globals(), {exercise.answer_names!r})",
-                    metadata={"tags": [CHECK_TAG]},
+                    CHECK_TAG,
                 )
             )
     run.cells = cells
@@ -221,18 +237,17 @@ def grading_run(
     """The reference notebook with each exercise's solution cells replaced by one cell loading the saved answers."""
     run = without_outputs(reference)
     cells, loaded = [], set()
-    for index, label, cell in exercise_cells(run):
-        cell.metadata[SOURCE_INDEX] = index
+    for _, label, cell in stamped_cells(run):
         if SOLUTION_TAG not in tags(cell) or label not in exercises:
             cells.append(cell)
         elif label not in loaded:
             loaded.add(label)
             names = exercises[label].answer_names
             cells.append(
-                nbformat.v4.new_code_cell(
-                    "from helpers.answers import load_answers as _load_answers\n"
+                answers_cell(
+                    "load_answers",
                     f"globals().update(_load_answers({str(answers / label)!r}, {names!r}, globals()))",
-                    metadata={"tags": [SOLUTION_TAG]},
+                    SOLUTION_TAG,
                 )
             )
     run.cells = cells
@@ -406,31 +421,31 @@ def grade_submission(
     graded = {
         label: exercise for label, exercise in exercises.items() if label in present
     }
+    problems: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
+
+        def run_apart(
+            run: NotebookNode, folder: str, where: str
+        ) -> NotebookNode | None:
+            """Execute ``run`` apart in ``tmp/folder``, make sure it left the grader's files alone, and list
+            what went wrong as a problem of ``where``."""
+            ran, trouble = execute_apart(run, Path(tmp) / folder, timeout, threads)
+            expect_untouched(fingerprint, submission.path)
+            problems.extend([problem(name, where, trouble, student)] if trouble else [])
+            return ran
+
         answers = Path(tmp) / "answers"
         answers.mkdir()
-        ran, trouble = execute_apart(
-            student_run(submitted, graded, answers),
-            Path(tmp) / "student",
-            timeout,
-            threads,
+        ran = run_apart(
+            student_run(submitted, graded, answers), "student", "student's run"
         )
-        expect_untouched(fingerprint, submission.path)
-        problems = [problem(name, "student's run", trouble, student)] if trouble else []
         verdicts = dict.fromkeys(graded, (NOT_DONE, ""))
         if any(
             (answers / label).exists() for label in graded
         ):  # else every answer is still `...`
             reference = nbformat.read(submission.reference, as_version=4)
-            checked, trouble = execute_apart(
-                grading_run(reference, graded, answers),
-                Path(tmp) / "grading",
-                timeout,
-                threads,
-            )
-            expect_untouched(fingerprint, submission.path)
-            problems += (
-                [problem(name, "grading run", trouble, student)] if trouble else []
+            checked = run_apart(
+                grading_run(reference, graded, answers), "grading", "grading run"
             )
             problems += (
                 crashed_cells(
