@@ -16,11 +16,12 @@ import json
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from diffusers import StableDiffusionPipeline
 
-from .cli import whole_number_at_least_1
+from .cli import add_count_option
 from .compare import max_pixel_diff
 from .models import load_pipeline, resolve_model
 from .pipeline import generate
@@ -67,23 +68,18 @@ def compare(
     Turns the library pipeline's progress bar off (the hand loop's is off too), so both do the same work.
     """
     pipe.set_progress_bar_config(disable=True)
+
+    def same_inputs() -> dict[str, Any]:
+        """The settings both contenders draw with, and a fresh generator: each run starts from the same noise."""
+        return {
+            "num_inference_steps": num_inference_steps,
+            "guidance_scale": guidance_scale,
+            "generator": torch.Generator().manual_seed(seed),
+        }
+
     contenders = {
-        "hand": lambda: generate(
-            pipe,
-            prompt,
-            num_inference_steps=num_inference_steps,
-            guidance_scale=guidance_scale,
-            generator=torch.Generator().manual_seed(seed),
-            progress=False,
-        ),
-        "library": lambda: (
-            pipe(
-                prompt,
-                num_inference_steps=num_inference_steps,
-                guidance_scale=guidance_scale,
-                generator=torch.Generator().manual_seed(seed),
-            ).images
-        ),
+        "hand": lambda: generate(pipe, prompt, **same_inputs(), progress=False),
+        "library": lambda: pipe(prompt, **same_inputs()).images,
     }
     # warm-up, and the pictures to compare
     pictures = {name: fn() for name, fn in contenders.items()}
@@ -102,17 +98,19 @@ def main(argv: Sequence[str] | None = None) -> Comparison:
     parser = argparse.ArgumentParser(
         prog="python -m helpers.bench", description=__doc__.split("\n")[0]
     )
-    parser.add_argument(
+    add_count_option(
+        parser,
         "--runs",
-        type=whole_number_at_least_1("a median needs one timed run or more"),
-        default=7,
-        help="timed runs of each contender (default 7)",
+        7,
+        "timed runs of each contender",
+        "a median needs one timed run or more",
     )
-    parser.add_argument(
+    add_count_option(
+        parser,
         "--steps",
-        type=whole_number_at_least_1("a picture needs one denoising step or more"),
-        default=25,
-        help="denoising steps per picture (default 25)",
+        25,
+        "denoising steps per picture",
+        "a picture needs one denoising step or more",
     )
     parser.add_argument("--guidance-scale", type=float, default=7.5)
     parser.add_argument("--prompt", default="a red circle on a blue background")

@@ -21,3 +21,16 @@ def whole_number_at_least_1(why: str) -> Callable[[str], int]:
         return number
 
     return parse
+
+
+def add_count_option(
+    parser: argparse.ArgumentParser, flag: str, default: int, what: str, why: str
+) -> None:
+    """Add ``flag``, a whole number of at least 1 (``why`` ends the message for 0 or less), whose help says
+    ``what`` it counts and its default."""
+    parser.add_argument(
+        flag,
+        type=whole_number_at_least_1(why),
+        default=default,
+        help=f"{what} (default {default})",
+    )

@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from .cli import whole_number_at_least_1
+from .cli import add_count_option
 from .grading import grade_command
 from .markup import (
     SOLUTION_END_RE,
@@ -165,18 +165,19 @@ def parser() -> argparse.ArgumentParser:
         default=BOOK_DIR,
         help="folder of the reference notebooks, matched by file name (default: book/)",
     )
-    grader.add_argument(
+    add_count_option(
+        grader,
         "--jobs",
-        type=whole_number_at_least_1("one submission at a time is the least"),
-        default=1,
-        help="submissions graded at once (default 1)",
+        1,
+        "submissions graded at once",
+        "one submission at a time is the least",
     )
-    no_limit = "0 would mean no limit, and a notebook that loops would never end"
-    grader.add_argument(
+    add_count_option(
+        grader,
         "--timeout",
-        type=whole_number_at_least_1(no_limit),
-        default=600,
-        help="seconds each run of a notebook may take before its kernel is killed (default 600)",
+        600,
+        "seconds each run of a notebook may take before its kernel is killed",
+        "0 would mean no limit, and a notebook that loops would never end",
     )
     grader.add_argument(
         "--csv",
