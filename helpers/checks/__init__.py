@@ -8,6 +8,7 @@ these lines and errors back from executed notebooks.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -138,6 +139,21 @@ def expect_number(value: Any, what: str = "a number") -> None:
         isinstance(value, (int, float)) and not isinstance(value, bool),
         f"expected {what}, got {type(value).__name__} {value!r}",
     )
+
+
+def expect_near(
+    value: float,
+    want: float,
+    message: str,
+    mistakes: Iterable[tuple[float, str]] = (),
+    **tolerance: float,
+) -> None:
+    """Raise ``ExerciseFailed`` unless ``value`` is ``want`` within ``tolerance`` (``math.isclose``'s ``rel_tol`` or
+    ``abs_tol``); a value that is instead one of the known ``mistakes`` (wrong value, what went wrong) gets that
+    mistake's message."""
+    for wrong, why in mistakes:
+        expect(not math.isclose(value, wrong, **tolerance), why)
+    expect(math.isclose(value, want, **tolerance), message)
 
 
 def expect_explanation(text: Any, name: str = "explanation", words: int = 20) -> None:

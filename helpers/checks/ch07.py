@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 from types import SimpleNamespace
 from typing import Any
@@ -22,6 +21,7 @@ from . import (
     Verdict,
     expect,
     expect_function,
+    expect_near,
     expect_number,
     expect_plain_number,
     quiet_copy,
@@ -84,14 +84,17 @@ def check_signal_left(answer: Any, scheduler: SchedulerMixin) -> Verdict:
     def test(value: Any) -> None:
         expect_number(value, "a number (use `.item()` on a tensor)")
         want = signal_left(scheduler, SIGNAL_STEPS, SIGNAL_STRENGTH)
-        expect(
-            not math.isclose(value, want**2, abs_tol=1e-4),
+        variance_share = (
+            want**2,
             "that is alpha_prod_t itself, the share of the picture's *variance*: take its square root",
         )
-        expect(
-            math.isclose(value, want, abs_tol=1e-4),
+        expect_near(
+            value,
+            want,
             f"expected {want:.4f}, got {value:.4f}: find the first "
             "timestep img2img runs, then sqrt(alphas_cumprod[t])",
+            [variance_share],
+            abs_tol=1e-4,
         )
 
     return run_check("ex-07-signal-left", answer, test)

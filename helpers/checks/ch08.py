@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -23,6 +22,7 @@ from . import (
     expect_function,
     expect_integer,
     expect_keys,
+    expect_near,
     expect_number,
     run_check,
     run_open_question,
@@ -105,14 +105,13 @@ def check_unet_fp16_gib(unet_fp16_gib: Any) -> Verdict:
         expect_number(value, "a number of GiB")
         unet = sd15_on_meta("unet")
         want = weights_bytes(unet, torch.float16) / GIB
-        expect(
-            not math.isclose(value, 2 * want, rel_tol=0.01),
-            "that is float32's size: float16 takes 2 bytes",
-        )
-        expect(
-            math.isclose(value, want, rel_tol=0.01),
+        expect_near(
+            value,
+            want,
             f"expected {want:.3f} GiB ({sum(p.numel() for p in unet.parameters()):,} parameters x 2 bytes / 2**30), "
             f"got {value}",
+            [(2 * want, "that is float32's size: float16 takes 2 bytes")],
+            rel_tol=0.01,
         )
 
     return run_check("ex-08-unet-weights", unet_fp16_gib, test)
@@ -128,17 +127,15 @@ def check_scores_gib(scores_gib: Any) -> Verdict:
             attention_scores_bytes(config, config["sample_size"], 2 * SCORES_PROMPTS)
             / GIB
         )
-        expect(
-            not math.isclose(value, want / 2, rel_tol=0.01),
-            "classifier-free guidance runs the UNet on two rows per prompt (with and without the text)",
-        )
-        expect(
-            not math.isclose(value, want / 8, rel_tol=0.01),
-            "each of the 8 heads has its own score matrix",
-        )
-        expect(
-            math.isclose(value, want, rel_tol=0.01),
-            f"expected {want:.3f} GiB, got {value}",
+        mistakes = [
+            (
+                want / 2,
+                "classifier-free guidance runs the UNet on two rows per prompt (with and without the text)",
+            ),
+            (want / 8, "each of the 8 heads has its own score matrix"),
+        ]
+        expect_near(
+            value, want, f"expected {want:.3f} GiB, got {value}", mistakes, rel_tol=0.01
         )
 
     return run_check("ex-08-scores", scores_gib, test)
