@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import pytest
@@ -227,20 +228,19 @@ def resumed(pipe: StableDiffusionPipeline, skip: int = 0, restart: bool = False)
         init_noise_sigma=scheduler.init_noise_sigma,
         generator=seeded(0),
     )
-
-    def run(latents, timesteps):
-        return denoise(
-            pipe.unet,
-            scheduler,
-            latents=latents,
-            timesteps=timesteps,
-            prompt_embeds=prompt_embeds,
-            negative_prompt_embeds=negative_prompt_embeds,
-            progress=False,
-        )
-
-    paused = run(start, scheduler.timesteps[:10])
-    finished = run(start if restart else paused, scheduler.timesteps[10 + skip :])
+    run = functools.partial(
+        denoise,
+        pipe.unet,
+        scheduler,
+        prompt_embeds=prompt_embeds,
+        negative_prompt_embeds=negative_prompt_embeds,
+        progress=False,
+    )  # the same prompt and scheduler for both calls
+    paused = run(latents=start, timesteps=scheduler.timesteps[:10])
+    finished = run(
+        latents=start if restart else paused,
+        timesteps=scheduler.timesteps[10 + skip :],
+    )
     return decode_latents(pipe.vae, finished)[0]
 
 
