@@ -70,6 +70,23 @@ def expect_function(
     )
 
 
+def run_function_check(
+    label: str,
+    answer: Any,
+    test: Callable[[Any], None],
+    what: str = "a function",
+    name: str | None = None,
+) -> Verdict:
+    """``run_check`` for an answer that must be a function: one that cannot be called fails with
+    ``expect_function``'s message (``what``, ``name``) before ``test`` runs."""
+
+    def callable_then_test(function: Any) -> None:
+        expect_function(function, what, name)
+        test(function)
+
+    return run_check(label, answer, callable_then_test)
+
+
 def expect_tensor(
     answer: Any, shape: Iterable[int] | None = None, name: str | None = None
 ) -> None:

@@ -13,10 +13,10 @@ from ..latents import vae_scale_factor
 from . import (
     Verdict,
     expect,
-    expect_function,
     expect_keys,
     expect_number,
     run_check,
+    run_function_check,
     run_open_question,
 )
 
@@ -25,7 +25,6 @@ def check_add_noise(add_noise_by_hand: Any, scheduler: Any) -> Verdict:
     """A hand-written forward diffusion that matches ``scheduler.add_noise`` on a batch with mixed timesteps."""
 
     def test(fn: Callable[..., torch.Tensor]) -> None:
-        expect_function(fn)
         generator = torch.Generator().manual_seed(0)
         latents, noise = (
             torch.randn(3, 4, 5, 6, generator=generator),
@@ -49,7 +48,7 @@ def check_add_noise(add_noise_by_hand: Any, scheduler: Any) -> Verdict:
             "roots of alpha_prod_t and 1 - alpha_prod_t, one pair per sample",
         )
 
-    return run_check("ex-01-add-noise", add_noise_by_hand, test)
+    return run_function_check("ex-01-add-noise", add_noise_by_hand, test)
 
 
 CLEAN_TIMESTEPS = (50, 950)  # nearly clean, nearly all noise

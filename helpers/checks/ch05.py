@@ -15,12 +15,12 @@ from ..compare import mean_pixel_diff
 from . import (
     Verdict,
     expect,
-    expect_function,
     expect_integer,
     expect_numbers,
     expect_tensor,
     quiet_copy,
     run_check,
+    run_function_check,
     run_open_question,
 )
 
@@ -82,7 +82,6 @@ def check_predict_epsilon(predict_epsilon: Any) -> Verdict:
     """A function recovering the noise from x_t and x̂_0, for float and tensor ``alpha_prod_t``."""
 
     def test(answer: Any) -> None:
-        expect_function(answer, name="predict_epsilon")
         generator = torch.Generator().manual_seed(5)
         clean, noise = torch.randn(2, 2, 4, 8, 8, generator=generator)
         for alpha_prod_t in (0.9, torch.tensor(0.3), 0.02):
@@ -94,7 +93,9 @@ def check_predict_epsilon(predict_epsilon: Any) -> Verdict:
                 f"predict_epsilon(x_t, x0, alpha_prod_t={float(alpha_prod_t)})",
             )
 
-    return run_check("ex-05-predict-epsilon", predict_epsilon, test)
+    return run_function_check(
+        "ex-05-predict-epsilon", predict_epsilon, test, name="predict_epsilon"
+    )
 
 
 def check_v_from_epsilon(
@@ -103,7 +104,6 @@ def check_v_from_epsilon(
     """A function turning a noise prediction into v, as ``get_velocity`` defines v, for float and tensor ᾱ_t."""
 
     def test(answer: Any) -> None:
-        expect_function(answer, name="v_from_epsilon")
         scheduler = DDPMScheduler.from_config(scheduler_config)
         generator = torch.Generator().manual_seed(5)
         clean, noise = torch.randn(2, 2, 4, 8, 8, generator=generator)
@@ -118,7 +118,9 @@ def check_v_from_epsilon(
                     f"v_from_epsilon(x_t, ε, alpha_prod_t of t={t})",
                 )
 
-    return run_check("ex-05-v-from-epsilon", v_from_epsilon, test)
+    return run_function_check(
+        "ex-05-v-from-epsilon", v_from_epsilon, test, name="v_from_epsilon"
+    )
 
 
 def check_karras_sigmas(
@@ -144,7 +146,6 @@ def check_zero_terminal_snr(
     """A function rescaling betas to zero terminal SNR, as ``DDIMScheduler(rescale_betas_zero_snr=True)`` does."""
 
     def test(answer: Any) -> None:
-        expect_function(answer, name="rescale_zero_terminal_snr")
         for schedule in (
             {**scheduler_config},
             {
@@ -164,14 +165,18 @@ def check_zero_terminal_snr(
                 f"rescale_zero_terminal_snr(betas of {schedule['beta_schedule']!r})",
             )
 
-    return run_check("ex-05-zero-terminal-snr", rescale_zero_terminal_snr, test)
+    return run_function_check(
+        "ex-05-zero-terminal-snr",
+        rescale_zero_terminal_snr,
+        test,
+        name="rescale_zero_terminal_snr",
+    )
 
 
 def check_rescale_noise_cfg(rescale: Any) -> Verdict:
     """A function ``(noise_cfg, noise_pred_text, guidance_rescale)`` equal to diffusers' ``rescale_noise_cfg``."""
 
     def test(answer: Any) -> None:
-        expect_function(answer, name="rescale_noise_cfg")
         generator = torch.Generator().manual_seed(5)
         # A batch of two pictures whose predictions differ in scale: each is rescaled by its own std.
         scale = torch.tensor([1.0, 3.0]).view(2, 1, 1, 1)
@@ -184,7 +189,9 @@ def check_rescale_noise_cfg(rescale: Any) -> Verdict:
                 f"rescale_noise_cfg(..., guidance_rescale={guidance_rescale}) on a batch of two",
             )
 
-    return run_check("ex-05-guidance-rescale", rescale, test)
+    return run_function_check(
+        "ex-05-guidance-rescale", rescale, test, name="rescale_noise_cfg"
+    )
 
 
 CONFIG_PROMPT, CONFIG_STEPS = "a yellow star on a black background", 10

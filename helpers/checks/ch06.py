@@ -19,13 +19,13 @@ from ..schedulers import make_scheduler
 from . import (
     Verdict,
     expect,
-    expect_function,
     expect_keys,
     expect_picture,
     expect_same_picture,
     expect_tensor,
     quiet_copy,
     run_check,
+    run_function_check,
     run_open_question,
 )
 
@@ -109,7 +109,6 @@ def check_guidance_rescale(
     """``denoise_rescaled`` gives the library's pictures for ``guidance_rescale=0.7``, two prompts, DPM-Solver++."""
 
     def test(fn: Any) -> None:
-        expect_function(fn, name="denoise_rescaled")
 
         def generators() -> list[torch.Generator]:
             return [seeded(seed) for seed in range(len(RESCALE_PROMPTS))]
@@ -160,7 +159,9 @@ def check_guidance_rescale(
             "dimension but the batch), then mix phi * rescaled + (1 - phi) * guided",
         )
 
-    return run_check("ex-06-guidance-rescale", denoise_rescaled, test)
+    return run_function_check(
+        "ex-06-guidance-rescale", denoise_rescaled, test, name="denoise_rescaled"
+    )
 
 
 def check_negative_at_one(

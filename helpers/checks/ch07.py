@@ -20,12 +20,12 @@ from ..img2img import start_step
 from . import (
     Verdict,
     expect,
-    expect_function,
     expect_near,
     expect_number,
     expect_plain_number,
     quiet_copy,
     run_check,
+    run_function_check,
     run_open_question,
 )
 
@@ -49,7 +49,6 @@ def check_first_step(first_step: Any) -> Verdict:
     """A function (num_inference_steps, strength) -> the index of the first step img2img runs."""
 
     def test(fn: Any) -> None:
-        expect_function(fn, "a function of (num_inference_steps, strength)")
         for steps in (10, 25, 50):
             for strength in (0.0, 0.3, 0.5, 0.62, 0.75, 1.0):
                 got, want = fn(steps, strength), library_first_step(steps, strength)
@@ -63,7 +62,12 @@ def check_first_step(first_step: Any) -> Verdict:
                     f"diffusers runs int({steps} * strength) steps (rounded down) and skips the rest",
                 )
 
-    return run_check("ex-07-start-step", first_step, test)
+    return run_function_check(
+        "ex-07-start-step",
+        first_step,
+        test,
+        "a function of (num_inference_steps, strength)",
+    )
 
 
 def signal_left(
@@ -104,7 +108,6 @@ def check_drop_captions(drop_captions: Any) -> Verdict:
     """A function (captions, p, rng) -> the captions, each replaced by "" with probability p."""
 
     def test(fn: Any) -> None:
-        expect_function(fn, "a function of (captions, p, rng)")
         captions = [f"caption {i}" for i in range(4000)]
         dropped = fn(captions, 0.25, random.Random(0))
         expect(
@@ -137,7 +140,9 @@ def check_drop_captions(drop_captions: Any) -> Verdict:
             "with p=1 every caption must be dropped",
         )
 
-    return run_check("ex-07-drop-captions", drop_captions, test)
+    return run_function_check(
+        "ex-07-drop-captions", drop_captions, test, "a function of (captions, p, rng)"
+    )
 
 
 def strength_one_difference(

@@ -19,12 +19,12 @@ from ..sd15 import sd15_config, sd15_on_meta
 from . import (
     Verdict,
     expect,
-    expect_function,
     expect_integer,
     expect_keys,
     expect_near,
     expect_number,
     run_check,
+    run_function_check,
     run_open_question,
 )
 
@@ -59,7 +59,6 @@ def check_sliced_attention(sliced_attention: Any) -> Verdict:
     computed ``slice_size`` rows of the batch x heads dimension at a time, as diffusers' ``SlicedAttnProcessor``."""
 
     def test(fn: Any) -> None:
-        expect_function(fn, "a function of (query, key, value, slice_size)")
         generator = torch.Generator().manual_seed(0)
         for kind, (rows, n, m, d) in SLICED_SHAPES.items():
             query = torch.randn(rows, n, d, generator=generator)  # (B x heads, N, d)
@@ -95,7 +94,12 @@ def check_sliced_attention(sliced_attention: Any) -> Verdict:
                     "of the first dimension at a time",
                 )
 
-    return run_check("ex-08-sliced-attention", sliced_attention, test)
+    return run_function_check(
+        "ex-08-sliced-attention",
+        sliced_attention,
+        test,
+        "a function of (query, key, value, slice_size)",
+    )
 
 
 def check_unet_fp16_gib(unet_fp16_gib: Any) -> Verdict:

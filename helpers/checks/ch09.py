@@ -15,11 +15,11 @@ from ..sd15 import sd15_config
 from . import (
     Verdict,
     expect,
-    expect_function,
     expect_number,
     expect_numbers,
     expect_tensor,
     run_check,
+    run_function_check,
     run_open_question,
 )
 
@@ -59,7 +59,6 @@ def check_latent_mask(my_latent_mask: Any) -> Verdict:
     """A function (mask picture, factor) -> the 0/1 latent mask (1, 1, H/factor, W/factor), as the library's."""
 
     def test(fn: Any) -> None:
-        expect_function(fn, "a function of (mask_image, factor)")
         for mask_image in random_masks():
             got, want = fn(mask_image, 8), library_latent_mask(mask_image, 8)
             expect_tensor(got, want.shape, f"for a {mask_image.size} mask")
@@ -73,7 +72,9 @@ def check_latent_mask(my_latent_mask: Any) -> Verdict:
                 "(>= 0.5 is 1), then take the nearest pixel, not an average",
             )
 
-    return run_check("ex-09-latent-mask", my_latent_mask, test)
+    return run_function_check(
+        "ex-09-latent-mask", my_latent_mask, test, "a function of (mask_image, factor)"
+    )
 
 
 @torch.no_grad()

@@ -14,10 +14,10 @@ from ..models import TINY_MODEL_DIR
 from . import (
     Verdict,
     expect,
-    expect_function,
     expect_keys,
     expect_tensor,
     run_check,
+    run_function_check,
 )
 
 ADAPTER = "mine"  # the adapter's name in the checks' layer: not peft's "default", so the name must be used
@@ -41,7 +41,6 @@ def check_lora_output(lora_output: Any) -> Verdict:
     """A function (layer, x, adapter) -> the output of a peft LoRA layer, computed from its matrices."""
 
     def test(fn: Any) -> None:
-        expect_function(fn, "a function of (layer, x, adapter)")
         layer = lora_layer()
         x = torch.randn(3, 5, 12)  # (batch, tokens, in)
         with torch.no_grad():
@@ -69,7 +68,9 @@ def check_lora_output(lora_output: Any) -> Verdict:
             "(out, r)",
         )
 
-    return run_check("ex-10-lora-output", lora_output, test)
+    return run_function_check(
+        "ex-10-lora-output", lora_output, test, "a function of (layer, x, adapter)"
+    )
 
 
 def tiny_unet() -> UNet2DConditionModel:
@@ -95,7 +96,6 @@ def check_lora_numbers(lora_numbers: Any) -> Verdict:
     """A function (unet, rank, targets) -> the numbers a LoRA of that rank on those layers adds."""
 
     def test(fn: Any) -> None:
-        expect_function(fn, "a function of (unet, rank, targets)")
         unet = tiny_unet()
         for rank, targets in [
             (8, LORA_TARGETS),
@@ -117,7 +117,9 @@ def check_lora_numbers(lora_numbers: Any) -> Verdict:
             "the function must count, not add an adapter to the UNet it is given",
         )
 
-    return run_check("ex-10-lora-count", lora_numbers, test)
+    return run_function_check(
+        "ex-10-lora-count", lora_numbers, test, "a function of (unet, rank, targets)"
+    )
 
 
 METHODS = ("textual inversion", "lora")

@@ -12,9 +12,9 @@ from ..architectures import build_scheduler, library_time_ids
 from . import (
     Verdict,
     expect,
-    expect_function,
     expect_number,
     run_check,
+    run_function_check,
 )
 
 NOISY_SHARE_STEPS = 28  # the exercise's step count: SD3's usual
@@ -24,7 +24,6 @@ def check_flow_step(flow_step: Any) -> Verdict:
     """A function (velocity, sigma, sigma_next, latents) -> the next latents, equal to the library's step."""
 
     def test(fn: Any) -> None:
-        expect_function(fn, "a function of four arguments")
         scheduler = build_scheduler("sd3")
         scheduler.set_timesteps(6)
         generator = torch.Generator().manual_seed(11)
@@ -59,14 +58,15 @@ def check_flow_step(flow_step: Any) -> Verdict:
             )
             latents = want
 
-    return run_check("ex-11-flow-step", flow_step, test)
+    return run_function_check(
+        "ex-11-flow-step", flow_step, test, "a function of four arguments"
+    )
 
 
 def check_refiner_time_ids(refiner_time_ids: Any) -> Verdict:
     """A function (original_size, crops_coords_top_left, aesthetic_score) -> the refiner's add_time_ids, (1, 5)."""
 
     def test(fn: Any) -> None:
-        expect_function(fn, "a function of three arguments")
         for original_size, crop, score in (
             ((1024, 1024), (0, 0), 6.0),
             ((768, 1344), (32, 8), 2.5),
@@ -94,7 +94,12 @@ def check_refiner_time_ids(refiner_time_ids: Any) -> Verdict:
                 "(the order is original size, crop's top-left corner, aesthetic score)",
             )
 
-    return run_check("ex-11-refiner-time-ids", refiner_time_ids, test)
+    return run_function_check(
+        "ex-11-refiner-time-ids",
+        refiner_time_ids,
+        test,
+        "a function of three arguments",
+    )
 
 
 def check_noisy_share(noisy_share: Any) -> Verdict:
