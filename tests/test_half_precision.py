@@ -23,7 +23,7 @@ from helpers import (
 from helpers.checks.ch01 import check_add_noise
 from helpers.checks.ch02 import check_kl
 from helpers.compare import max_pixel_diff
-from helpers.pipeline import denoise, encode_prompt, generate, make_latents
+from helpers.pipeline import encode_prompt, generate
 
 PROMPT = "a red circle on a blue background"
 STEPS = 6
@@ -61,29 +61,18 @@ def test_the_four_verbs_stay_in_float16(half_pipe):
         half_pipe.tokenizer, half_pipe.text_encoder, PROMPT
     )
     assert prompt_embeds.dtype == negative_embeds.dtype == HALF
-    scheduler = half_pipe.scheduler
-    scheduler.set_timesteps(STEPS)
-    side = half_pipe.unet.config.sample_size
-    latents = make_latents(
-        1,
-        4,
-        side,
-        side,
-        init_noise_sigma=scheduler.init_noise_sigma,
+    outputs = []  # each denoising step's output: the last one's latents are what the VAE decodes
+    (picture,) = generate(
+        half_pipe,
+        PROMPT,
+        num_inference_steps=STEPS,
         generator=torch.Generator().manual_seed(0),
-        dtype=HALF,
-    )
-    latents = denoise(
-        half_pipe.unet,
-        scheduler,
-        latents=latents,
-        timesteps=scheduler.timesteps,
-        prompt_embeds=prompt_embeds,
-        negative_prompt_embeds=negative_embeds,
+        callback=lambda i, t, output: outputs.append(output),
         progress=False,
-    )
+    )  # make_latents draws in the embeddings' dtype, then denoise and decode_latents
+    latents = outputs[-1].prev_sample
     assert latents.dtype == HALF and torch.isfinite(latents).all()
-    (picture,) = decode_latents(half_pipe.vae, latents)
+    side = half_pipe.unet.config.sample_size
     assert picture.size == (8 * side, 8 * side) and np.asarray(picture).std() > 0
 
 
