@@ -1,5 +1,6 @@
-"""Fixtures shared by the tests: the one SD-sized pipeline with random weights (``helpers.sd15``), the shipped
-tiny-shapes-sd, and a guard that fails any test reaching for the network."""
+"""Fixtures shared by the tests: the one SD-sized pipeline with random weights (``helpers.sd15``) and its parts, the
+shipped tiny-shapes-sd, a guard that fails any test reaching for the network, and the assertion that checks given
+the ``...`` placeholder say NOT DONE."""
 
 from __future__ import annotations
 
