@@ -431,7 +431,8 @@ def grade_submission(
             what went wrong as a problem of ``where``."""
             ran, trouble = execute_apart(run, Path(tmp) / folder, timeout, threads)
             expect_untouched(fingerprint, submission.path)
-            problems.extend([problem(name, where, trouble, student)] if trouble else [])
+            if trouble:
+                problems.append(problem(name, where, trouble, student))
             return ran
 
         answers = Path(tmp) / "answers"
