@@ -19,13 +19,8 @@ from safetensors.torch import save_file
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from . import shapes
-from .tiny.train import (
-    diffusion_loss,
-    encode_dataset,
-    sample_batch,
-    tokenize,
-    train_step,
-)
+from .captions import caption_embeddings
+from .tiny.train import diffusion_loss, encode_dataset, sample_batch, train_step
 
 LORA_TARGETS = (
     "to_q",
@@ -115,15 +110,6 @@ def train_only_rows(
     return table.register_hook(lambda grad: grad * mask)
 
 
-def embed_with_grad(
-    text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer, captions: list[str]
-) -> torch.Tensor:
-    """Captions -> ``last_hidden_state`` (B, 77, d), with gradients (textual inversion trains through it)."""
-    return text_encoder(
-        tokenize(tokenizer, captions, text_encoder.device)
-    ).last_hidden_state
-
-
 def fit(
     pipe: StableDiffusionPipeline,
     data: ConceptData,
@@ -147,7 +133,7 @@ def fit(
     for _ in range(steps):
         start = time.perf_counter()
         latents, captions = data.batch(batch_size, rng)  # (B, 4, h, w), B captions
-        text_embeddings = embed_with_grad(
+        text_embeddings = caption_embeddings(
             pipe.text_encoder, pipe.tokenizer, captions
         )  # (B, 77, d)
         loss = diffusion_loss(

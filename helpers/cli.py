@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 
 
 def whole_number_at_least_1(why: str) -> Callable[[str], int]:
@@ -33,4 +34,21 @@ def add_count_option(
         type=whole_number_at_least_1(why),
         default=default,
         help=f"{what} (default {default})",
+    )
+
+
+def add_training_folders(
+    parser: argparse.ArgumentParser, quick_folder: str, out_help: str
+) -> None:
+    """The options every training command shares: ``--quick`` (into its own work folder ``quick_folder`` under
+    ``~/.cache/sd-book``, so it never touches a full run's checkpoints), ``--out`` and ``--workdir``."""
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"a few steps, into its own folders (~/.cache/sd-book/{quick_folder}): "
+        "it never touches a full run's checkpoints",
+    )
+    parser.add_argument("--out", type=Path, help=out_help)
+    parser.add_argument(
+        "--workdir", type=Path, help="checkpoint folder (default: ~/.cache/sd-book/...)"
     )

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from transformers import CLIPModel, CLIPProcessor, CLIPTextModel, CLIPTokenizer
 
+from ..captions import tokenize
 from ..images import load_sample_image
 from . import (
     ExerciseFailed,
@@ -77,15 +78,9 @@ def check_pooled(
 
     def test(answer: Any) -> None:
         expect_tensor(answer)
-        ids = tokenizer(
-            TRIANGLE_PROMPT,
-            padding="max_length",
-            max_length=tokenizer.model_max_length,
-            truncation=True,
-            return_tensors="pt",
-        ).input_ids
+        ids = tokenize(tokenizer, TRIANGLE_PROMPT, text_encoder.device)  # (1, 77)
         with torch.no_grad():
-            expected = text_encoder(ids.to(text_encoder.device)).pooler_output[0]
+            expected = text_encoder(ids).pooler_output[0]
         vector = answer.detach().squeeze(0)
         expect(
             tuple(vector.shape) == tuple(expected.shape),

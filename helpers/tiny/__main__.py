@@ -13,6 +13,7 @@ from pathlib import Path
 from diffusers import AutoencoderKL
 from transformers import CLIPModel, CLIPTokenizer
 
+from ..cli import add_training_folders
 from .config import SHIPPED_DIR, TinyConfig
 from .controlnet import CONTROLNET_DIR, add_controlnet_arguments, run_controlnet
 from .export import check_loads_correctly, folder_size_mb, save_pipeline
@@ -67,20 +68,11 @@ def main() -> None:
     train_parser = sub.add_parser(
         "train", help="train tiny-shapes-sd from scratch (resumes from checkpoints)"
     )
-    train_parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="a few steps of each part, into its own folders (~/.cache/sd-book/"
-        "tiny-shapes-sd-quick): it never touches a full run's checkpoints",
-    )
-    train_parser.add_argument(
-        "--out",
-        type=Path,
-        help="pipeline folder to write (default: the shipped one, or "
+    add_training_folders(
+        train_parser,
+        "tiny-shapes-sd-quick",
+        out_help="pipeline folder to write (default: the shipped one, or "
         "the quick work folder's model/ with --quick)",
-    )
-    train_parser.add_argument(
-        "--workdir", type=Path, help="checkpoint folder (default: ~/.cache/sd-book/...)"
     )
     add_controlnet_arguments(
         sub.add_parser(

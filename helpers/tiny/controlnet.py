@@ -28,6 +28,7 @@ from diffusers import (
 from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
 
 from .. import shapes
+from ..cli import add_training_folders
 from ..control import outline_picture, random_outline
 from ..judge import judge_many
 from ..sd15 import sd15_config
@@ -57,7 +58,9 @@ class ControlNetConfig:
     lr: float = 5e-4
     dataset_size: int = 20000  # pictures rendered and encoded once, with their outlines
     uncond_prob: float = 0.1  # empty captions, so the ControlNet also serves guidance's unconditional half
-    other_shape_prob: float = 0.3  # captions that name another shape than the outline's
+    other_shape_prob: float = (
+        0.5  # captions that name another shape than the outline's: the outline must win
+    )
     warmup_steps: int = 100
     checkpoint_every: int = 250
     seed: int = 0
@@ -305,25 +308,16 @@ def train_and_report(config: ControlNetConfig) -> dict[str, float]:
 
 def add_controlnet_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``python -m helpers.tiny controlnet``."""
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="a few steps, into its own folders "
-        "(~/.cache/sd-book/tiny-controlnet-quick): it never touches a full run's checkpoints",
+    add_training_folders(
+        parser,
+        "tiny-controlnet-quick",
+        out_help="ControlNet folder to write (default: the shipped one, or the "
+        "quick work folder's controlnet/ with --quick)",
     )
     parser.add_argument(
         "--model",
         type=Path,
         help="the pipeline folder it controls (default: the shipped one)",
-    )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        help="ControlNet folder to write (default: the shipped one, or the "
-        "quick work folder's controlnet/ with --quick)",
-    )
-    parser.add_argument(
-        "--workdir", type=Path, help="checkpoint folder (default: ~/.cache/sd-book/...)"
     )
 
 

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from .. import shapes
+from ..captions import caption_embeddings, tokenize
 from ..sd15 import sd15_config
 from .config import TinyConfig, make_clip, make_unet, make_vae
 
@@ -161,20 +162,6 @@ def clip_pixel_values(pixels: torch.Tensor) -> torch.Tensor:
     return ((pixels + 1) / 2 - CLIP_MEAN.to(pixels.device)) / CLIP_STD.to(pixels.device)
 
 
-def tokenize(
-    tokenizer: CLIPTokenizer, captions: list[str], device: str | torch.device = "cpu"
-) -> torch.Tensor:
-    """Captions -> token ids (B, 77), padded to the tokenizer's length as SD's pipeline pads them."""
-    tokens = tokenizer(
-        captions,
-        padding="max_length",
-        max_length=tokenizer.model_max_length,
-        truncation=True,
-        return_tensors="pt",
-    )
-    return tokens.input_ids.to(device)
-
-
 def train_clip(config: TinyConfig, tokenizer_dir: Path) -> list[float]:
     """Train CLIP contrastively on (picture, caption) pairs and save it to ``workdir/clip``."""
     torch.manual_seed(config.seed)
@@ -259,10 +246,8 @@ def sample_batch(
 def embed_captions(
     text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer, captions: list[str]
 ) -> torch.Tensor:
-    """Captions -> the text encoder's ``last_hidden_state`` (B, 77, d), which the UNet attends to."""
-    return text_encoder(
-        tokenize(tokenizer, captions, text_encoder.device)
-    ).last_hidden_state
+    """Captions -> the frozen text encoder's ``last_hidden_state`` (B, 77, d), without gradients."""
+    return caption_embeddings(text_encoder, tokenizer, captions)
 
 
 def train_unet(
