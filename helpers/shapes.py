@@ -51,7 +51,7 @@ IMAGE_SIZE = 64
 # draw the outline 4x larger, then average down: smooth edges like a photo's
 _SUPERSAMPLE = 4
 HUE_JITTER = 6.0  # degrees: the named hues lie 24 degrees or more apart
-SATURATION_JITTER = (0.3, 1.05)  # from pale to vivid
+SATURATION_JITTER = (0.6, 1.05)  # muted to vivid: paler shades turn hue in the VAE
 VALUE_JITTER = (0.85, 1.1)
 LIGHT_STRENGTH = 0.3  # gradients, soft light and cloudy texture change brightness by up to about 1.5x this
 MAX_ROTATION = 30.0  # degrees either way

@@ -30,8 +30,8 @@ class TinyConfig:
 
     image_size: int = 64
     # VAE: 4 blocks like SD's, so 64x64 pictures become 8x8x4 latents.
-    vae_channels: tuple[int, ...] = (16, 32, 64, 64)
-    vae_steps: int = 3000
+    vae_channels: tuple[int, ...] = (24, 48, 96, 96)
+    vae_steps: int = 4000
     vae_batch: int = 16
     vae_lr: float = 1e-3
     vae_kl_weight: float = 1e-6
@@ -48,7 +48,7 @@ class TinyConfig:
     clip_lr: float = 1e-3
     # UNet: SD's block types on an 8x8 latent, three levels (8x8, 4x4, 2x2).
     unet_channels: tuple[int, ...] = (64, 128, 128)
-    unet_steps: int = 5500
+    unet_steps: int = 15000
     unet_batch: int = 48
     unet_lr: float = 5e-4
     uncond_prob: float = 0.1  # empty captions, as SD was trained: classifier-free guidance needs an unconditional model
