@@ -52,6 +52,21 @@ def train(config: TinyConfig) -> dict[str, list[float]]:
     judge_accuracy = train_shape_classifier(vae, config)
     clip = CLIPModel.from_pretrained(config.workdir / "clip").to(config.device)
     unet, losses["unet"] = train_unet(config, vae, clip.text_model, tokenizer)
+    calibration = replace(
+        config,
+        uncond_prob=config.calibration_uncond_prob,
+        unet_lr=config.calibration_lr,
+    )
+    unet, losses["unet_calibrated"] = train_unet(
+        calibration,
+        vae,
+        clip.text_model,
+        tokenizer,
+        unet=unet,
+        steps=config.calibration_steps,
+        name="unet_calibrated",
+        calibrate=True,
+    )
     save_pipeline(vae, clip, unet, tokenizer_dir, config.out_dir, config.image_size)
     check_loads_correctly(config.out_dir)
     minutes = (time.time() - start) / 60

@@ -205,6 +205,41 @@ def diffusion_loss(
     return F.mse_loss(noise_pred, noise)
 
 
+def calibrated_guidance_loss(
+    unet: UNet2DConditionModel,
+    noise_scheduler: DDPMScheduler,
+    latents: torch.Tensor,
+    text_embeddings: torch.Tensor,
+    empty_embedding: torch.Tensor,
+    captioned: torch.Tensor,
+    ratio: float,
+) -> torch.Tensor:
+    """``diffusion_loss`` whose captioned rows aim only ``ratio`` of the way from the empty caption's prediction to
+    the noise.
+
+    The best captioned prediction is then ``uncond + ratio * (true - uncond)``, so guidance scale ``w`` gives
+    ``uncond + w * ratio * (true - uncond)``: what guidance ``w * ratio`` gives for a plainly trained UNet.
+    """
+    noise = torch.randn_like(latents)  # (B, 4, h, w)
+    timesteps = torch.randint(
+        0,
+        noise_scheduler.config.num_train_timesteps,
+        (len(latents),),
+        device=latents.device,
+    )
+    noisy_latents = noise_scheduler.add_noise(latents, noise, timesteps)
+    with torch.no_grad():
+        empty = empty_embedding.expand(len(latents), -1, -1)  # (B, 77, d)
+        uncond = unet(noisy_latents, timesteps, encoder_hidden_states=empty).sample
+    target = torch.where(
+        captioned.view(-1, 1, 1, 1), uncond + ratio * (noise - uncond), noise
+    )  # (B, 4, h, w)
+    noise_pred = unet(
+        noisy_latents, timesteps, encoder_hidden_states=text_embeddings
+    ).sample
+    return F.mse_loss(noise_pred, target)
+
+
 @torch.no_grad()
 def encode_dataset(
     vae: AutoencoderKL, pictures: np.ndarray, batch: int = 256
@@ -258,9 +293,11 @@ def train_unet(
     unet: UNet2DConditionModel | None = None,
     steps: int | None = None,
     name: str = "unet",
+    calibrate: bool = False,
 ) -> tuple[UNet2DConditionModel, list[float]]:
     """Train a new UNet (or go on training ``unet``) on scaled latents of rendered shapes, with ``uncond_prob`` empty
-    captions; returns it with its EMA weights applied."""
+    captions; returns it with its EMA weights applied. With ``calibrate`` the loss is ``calibrated_guidance_loss``
+    for ``config.guidance_scale``, else ``diffusion_loss``."""
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     pictures, scenes = shapes.make_dataset(
@@ -270,6 +307,7 @@ def train_unet(
     noise_scheduler = DDPMScheduler.from_config(sd15_config("scheduler"))
     unet = (unet or make_unet(config)).to(config.device)
     ema = EMAModel(unet.parameters(), decay=config.ema_decay)
+    empty_embedding = embed_captions(text_encoder, tokenizer, [""])  # (1, 77, d)
 
     def loss() -> torch.Tensor:
         latents, captions = sample_batch(
@@ -280,11 +318,20 @@ def train_unet(
             config.uncond_prob,
             rng,
         )
-        return diffusion_loss(
+        text_embeddings = embed_captions(text_encoder, tokenizer, captions)
+        if not calibrate:
+            return diffusion_loss(unet, noise_scheduler, latents, text_embeddings)
+        captioned = torch.tensor(
+            [text != "" for text in captions], device=latents.device
+        )
+        return calibrated_guidance_loss(
             unet,
             noise_scheduler,
             latents,
-            embed_captions(text_encoder, tokenizer, captions),
+            text_embeddings,
+            empty_embedding,
+            captioned,
+            config.effective_guidance / config.guidance_scale,
         )
 
     losses = run_loop(
