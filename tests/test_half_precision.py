@@ -56,7 +56,7 @@ def test_every_part_loads_in_float16(half_pipe):
         assert {p.dtype for p in part.parameters()} == {HALF}
 
 
-def test_the_four_verbs_stay_in_float16(half_pipe):
+def test_the_five_verbs_stay_in_float16(half_pipe):
     prompt_embeds, negative_embeds = encode_prompt(
         half_pipe.tokenizer, half_pipe.text_encoder, PROMPT
     )

@@ -58,9 +58,8 @@ class ControlNetConfig:
     lr: float = 5e-4
     dataset_size: int = 20000  # pictures rendered and encoded once, with their outlines
     uncond_prob: float = 0.1  # empty captions, so the ControlNet also serves guidance's unconditional half
-    other_shape_prob: float = (
-        0.5  # captions that name another shape than the outline's: the outline must win
-    )
+    # captions that name another shape than the outline's: the outline must win
+    other_shape_prob: float = 0.5
     warmup_steps: int = 100
     checkpoint_every: int = 250
     seed: int = 0
