@@ -60,27 +60,14 @@ class CrossAttentionRecorder:
         self.processor, self.store, self.name = processor, store, name
 
     def __call__(
-        self,
-        attn: Attention,
-        hidden_states: torch.Tensor,
-        encoder_hidden_states: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        temb: torch.Tensor | None = None,
-        **kwargs: object,
+        self, attn: Attention, hidden_states: torch.Tensor, **inputs: object
     ) -> torch.Tensor:
+        """Called as diffusers calls a processor: ``(attn, hidden_states, encoder_hidden_states=...,
+        attention_mask=...)``; ``inputs`` go unchanged to both the recording and ``processor``."""
         if self.store.active:
-            probs = attention_probabilities(
-                attn, hidden_states, encoder_hidden_states, attention_mask, temb
-            )
+            probs = attention_probabilities(attn, hidden_states, **inputs)
             self.store.add(self.name, probs.detach(), attn.heads)
-        return self.processor(
-            attn,
-            hidden_states,
-            encoder_hidden_states=encoder_hidden_states,
-            attention_mask=attention_mask,
-            temb=temb,
-            **kwargs,
-        )
+        return self.processor(attn, hidden_states, **inputs)
 
 
 def attention_probabilities(

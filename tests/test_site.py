@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from built_book import ROOT, chapters, ensure_built
+from built_book import ROOT, chapters, ensure_built, executed_notebooks
 from PIL import Image
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
@@ -176,6 +176,26 @@ def test_animations_on_the_page_are_animated(site, page):
     html = (ensure_built() / page).with_suffix(".html")
     for source in re.findall(r'<img[^>]+src="([^"]+\.gif)"', html.read_text()):
         assert Image.open(html.parent / source).n_frames > 1, source
+
+
+@pytest.fixture(scope="module")
+def executed() -> dict:
+    """Chapter file name -> the chapter as the site build executed it."""
+    return executed_notebooks()
+
+
+@pytest.mark.parametrize("page", PAGES[:-2], ids=lambda page: page.name)
+def test_displayed_tables_are_html_tables(executed, page):
+    """Each table a cell displays as Markdown (``display(markdown_table(...))``) is an HTML table on the page, not a
+    paragraph of pipes (myst-nb reads Markdown outputs as CommonMark, which has no tables, unless told otherwise)."""
+    shown = sum(
+        output.get("data", {}).get("text/markdown", "").startswith("|")
+        for cell in executed[f"{page.name}.ipynb"].cells
+        for output in cell.get("outputs", [])
+    )
+    html = (ensure_built() / page).with_suffix(".html").read_text()
+    assert re.findall(r"<p>\|[^<]{0,80}", html) == []
+    assert html.count("<table") >= shown
 
 
 OPEN_SOLUTIONS = (
