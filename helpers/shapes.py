@@ -36,8 +36,8 @@ SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross")
 # Shapes that render and that the judge knows, but that no training picture shows: a concept to teach as a new word.
 NEW_SHAPES: tuple[str, ...] = ("heart",)
 # Shape width as a fraction of the picture: a named size draws from its range, an unnamed one from the whole range.
-SIZES: dict[str, tuple[float, float]] = {"small": (0.32, 0.42), "big": (0.6, 0.7)}
-ANY_SIZE = (0.32, 0.7)
+SIZES: dict[str, tuple[float, float]] = {"small": (0.42, 0.48), "big": (0.62, 0.72)}
+ANY_SIZE = (0.42, 0.72)
 # Centre of the shape as fractions of the picture (x, y). Corners hold small shapes only; an unnamed place is anywhere
 # the shape fits.
 POSITIONS: dict[str, tuple[float, float]] = {
@@ -56,9 +56,9 @@ VALUE_JITTER = (0.85, 1.1)
 LIGHT_STRENGTH = 0.3  # gradients, soft light and cloudy texture change brightness by up to about 1.5x this
 MAX_ROTATION = 30.0  # degrees either way
 EXPOSURE = (
-    0.3,
-    1.25,
-)  # the whole scene's brightness, as a factor: from dim to bright light
+    0.6,
+    1.2,
+)  # the whole scene's brightness, as a factor: dimmer scenes read as other colours (dim yellow as olive)
 
 
 @dataclass(frozen=True)

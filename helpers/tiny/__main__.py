@@ -18,7 +18,12 @@ from .config import SHIPPED_DIR, TinyConfig
 from .controlnet import CONTROLNET_DIR, add_controlnet_arguments, run_controlnet
 from .export import check_loads_correctly, folder_size_mb, save_pipeline
 from .tokenizer import build_tokenizer
-from .train import latent_scaling_factor, train_unet, train_vae_and_clip
+from .train import (
+    latent_dataset,
+    latent_scaling_factor,
+    train_unet,
+    train_vae_and_clip,
+)
 from .train_judge import train_shape_classifier
 
 
@@ -51,7 +56,12 @@ def train(config: TinyConfig) -> dict[str, list[float]]:
     vae.register_to_config(scaling_factor=latent_scaling_factor(vae, config))
     judge_accuracy = train_shape_classifier(vae, config)
     clip = CLIPModel.from_pretrained(config.workdir / "clip").to(config.device)
-    unet, losses["unet"] = train_unet(config, vae, clip.text_model, tokenizer)
+    dataset = latent_dataset(
+        config, vae
+    )  # rendered and encoded once, for both UNet stages
+    unet, losses["unet"] = train_unet(
+        config, vae, clip.text_model, tokenizer, dataset=dataset
+    )
     calibration = replace(
         config,
         uncond_prob=config.calibration_uncond_prob,
@@ -66,6 +76,7 @@ def train(config: TinyConfig) -> dict[str, list[float]]:
         steps=config.calibration_steps,
         name="unet_calibrated",
         calibrate=True,
+        dataset=dataset,
     )
     save_pipeline(vae, clip, unet, tokenizer_dir, config.out_dir, config.image_size)
     check_loads_correctly(config.out_dir)

@@ -285,6 +285,17 @@ def embed_captions(
     return caption_embeddings(text_encoder, tokenizer, captions)
 
 
+def latent_dataset(
+    config: TinyConfig, vae: AutoencoderKL
+) -> tuple[torch.Tensor, list[shapes.Scene]]:
+    """The UNet's training set: ``unet_dataset_size`` renders encoded once to the VAE's latent distributions
+    (N, 2, 4, h, w), and their scenes."""
+    pictures, scenes = shapes.make_dataset(
+        config.unet_dataset_size, seed=config.seed + 1
+    )
+    return encode_dataset(vae, pictures), scenes
+
+
 def train_unet(
     config: TinyConfig,
     vae: AutoencoderKL,
@@ -294,20 +305,21 @@ def train_unet(
     steps: int | None = None,
     name: str = "unet",
     calibrate: bool = False,
+    dataset: tuple[torch.Tensor, list[shapes.Scene]] | None = None,
 ) -> tuple[UNet2DConditionModel, list[float]]:
-    """Train a new UNet (or go on training ``unet``) on scaled latents of rendered shapes, with ``uncond_prob`` empty
-    captions; returns it with its EMA weights applied. With ``calibrate`` the loss is ``calibrated_guidance_loss``
-    for ``config.guidance_scale``, else ``diffusion_loss``."""
+    """Train a new UNet (or go on training ``unet``) on scaled latents of rendered shapes (``dataset``, or a fresh
+    ``latent_dataset``), with ``uncond_prob`` empty captions; returns it with its EMA weights applied. With
+    ``calibrate`` the loss is ``calibrated_guidance_loss`` for ``config.guidance_scale``, else ``diffusion_loss``."""
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
-    pictures, scenes = shapes.make_dataset(
-        config.unet_dataset_size, seed=config.seed + 1
-    )
-    latent_dists = encode_dataset(vae, pictures)  # (N, 2, 4, h, w)
+    latent_dists, scenes = dataset or latent_dataset(config, vae)
     noise_scheduler = DDPMScheduler.from_config(sd15_config("scheduler"))
     unet = (unet or make_unet(config)).to(config.device)
     ema = EMAModel(unet.parameters(), decay=config.ema_decay)
-    empty_embedding = embed_captions(text_encoder, tokenizer, [""])  # (1, 77, d)
+    # (1, 77, d): what the calibrated loss's unconditional prediction reads; plain training embeds only its batches
+    empty_embedding = (
+        embed_captions(text_encoder, tokenizer, [""]) if calibrate else None
+    )
 
     def loss() -> torch.Tensor:
         latents, captions = sample_batch(
