@@ -19,8 +19,6 @@ HTML = ROOT / "_build" / "html"
 STAMP = HTML / ".buildinfo"  # Sphinx rewrites it at the end of every build
 CACHE = ROOT / "_build" / ".jupyter_cache"  # execute_notebooks: cache in _config.yml
 SOURCES = ("_config.yml", "_toc.yml", "book", "_static")
-# The pytest-xdist group of the chapters' run and the tests that read it (tests/workers_plugin.py): one worker, in order.
-BOOK_RUN = "book-run"
 BUILD = [
     str(Path(sys.executable).with_name("jupyter-book")),
     "build",

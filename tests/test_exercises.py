@@ -13,7 +13,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from built_book import BOOK_RUN, chapters, executed_notebooks
+from built_book import chapters, executed_notebooks
 from nbformat import NotebookNode
 from sample_book import paste_solutions, run_main, sample_notebook
 
@@ -240,7 +240,6 @@ def test_student_refuses_the_reference_folder_and_folders_inside_it(
 # Grading: the whole book -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.xdist_group(BOOK_RUN)  # reads the chapters' run
 def test_the_reference_book_passes_every_check():
     """The chapters as the site build executed them (no second run): every exercise passes, no cell failed."""
     executed = executed_notebooks()

@@ -14,12 +14,11 @@ from pathlib import Path
 import nbformat
 import pytest
 from budget_plugin import BUDGET_DIR, kernel_environment
-from built_book import BOOK_RUN, chapters
+from built_book import chapters
 from nbclient import NotebookClient
 
 from helpers.budget import t4_seconds
 
-pytestmark = pytest.mark.xdist_group(BOOK_RUN)  # the counts come from the chapters' run
 LIMIT_MINUTES = 5
 # Work that only the GPU world does, which the CPU run cannot count. None now: chapter 8 times torch.compile (minutes
 # of compiling on Colab) only when the reader sets TIME_COMPILE = True.

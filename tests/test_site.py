@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from built_book import BOOK_RUN, ROOT, chapters, ensure_built, executed_notebooks
+from built_book import ROOT, chapters, ensure_built, executed_notebooks
 from PIL import Image
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
@@ -24,8 +24,6 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-# The site is built from the chapters' run.
-pytestmark = pytest.mark.xdist_group(BOOK_RUN)
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 CHROMIUM_FLAGS = (
