@@ -122,9 +122,11 @@ def hub_repository(model: str) -> str:
 
 
 def build_on_meta(model: str, part: str, **overrides: Any) -> torch.nn.Module:
-    """One part built from its config on the meta device: real shapes, no storage, no download.
+    """One part built from its config on the meta device: real shapes, no storage,
+    no download.
 
-    diffusers configs name their class in ``_class_name``; transformers configs in ``architectures``.
+    diffusers configs name their class in ``_class_name``; transformers configs in
+    ``architectures``.
     """
     config = architecture_config(model, part, **overrides)
     with torch.device("meta"):

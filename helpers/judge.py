@@ -28,6 +28,8 @@ JUDGE_WEIGHTS = Path(__file__).resolve().parent / "judge_weights.safetensors"
 # fewer pixels apart from the background than this: no shape at all
 MIN_SHAPE_PIXELS = 12
 NEAR_PLACE = 0.13  # a centre this close to a named place (in fractions of the picture) sits there
+# how much a difference in brightness (0-255) counts beside one in hue: white on black stands out from tinted shadows
+BRIGHTNESS_WEIGHT = 0.5
 
 
 def hue_saturation_value(rgb: np.ndarray) -> tuple[float, float, float]:
@@ -89,22 +91,30 @@ def foreground(
     """(background RGB, shape RGB, mask (H, W) in [0, 1]): how much each pixel looks like the shape rather than the
     background.
 
-    Distances are measured between colours divided by their brightness, so light and shade do not count. The
-    background is the median of the picture's border; the shape's colour is the median of the pixels farthest from
-    it. A pixel's mask is its distance from the background over its distances from both. Where both colours have
-    the same name there is no shape.
+    Distances are measured between colours divided by their brightness, so light and shade count little, plus a
+    part of the difference in brightness itself, so that a white shape on black stands out from dark, tinted pixels
+    around it (dividing a near-black pixel by its brightness magnifies its tint). The background is the median of
+    the picture's border; the shape's colour is the median of the pixels farthest from it. A pixel's mask is its
+    distance from the background over its distances from both. Where both colours have the same name there is no
+    shape.
     """
     pixels = _as_pixels(picture)  # (H, W, 3)
+    brightness = pixels.max(axis=2)  # (H, W)
     # Colours divided by their brightness (plus a little, so that near-black stays stable): light and shade vanish.
-    hues = pixels / (pixels.max(axis=2, keepdims=True) + 20) * 255
+    hues = pixels / (brightness[..., None] + 20) * 255  # (H, W, 3)
+
+    def distance(to: np.ndarray) -> np.ndarray:
+        """(H, W): each pixel's distance from the pixels ``to`` selects, by their median hue and brightness."""
+        hue, level = np.median(hues[to], axis=0), np.median(brightness[to])
+        return np.linalg.norm(hues - hue, axis=2) + BRIGHTNESS_WEIGHT * np.abs(
+            brightness - level
+        )
+
     on_border = np.ones(pixels.shape[:2], bool)
     on_border[2:-2, 2:-2] = False
-    to_background = np.linalg.norm(
-        hues - np.median(hues[on_border], axis=0), axis=2
-    )  # (H, W)
+    to_background = distance(on_border)
     far = to_background >= 0.6 * np.percentile(to_background, 99)
-    shape_hue = np.median(hues[far], axis=0)
-    to_shape = np.linalg.norm(hues - shape_hue, axis=2)
+    to_shape = distance(far)
     background, shape_rgb = (
         np.median(pixels[on_border], axis=0),
         np.median(pixels[far], axis=0),

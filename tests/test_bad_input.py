@@ -201,101 +201,31 @@ def test_16_bit_pngs_are_scaled_not_clipped(tmp_path):
     assert np.asarray(to_pil(levels))[0, :, 0].tolist() == [0, 64, 128, 255]
 
 
-# Command lines: (what is wrong, module, arguments, the message on stderr). {book}, {out} and {tmp} are filled in.
+# Each bad command line (split at spaces; {book}, {out} and {tmp} are the workspace's folders, and {out} holds an
+# edited student edition) and the last line it must print, as a regular expression.
+EXERCISES_ERRORS = {
+    "student {book} -o {out}": r"^error: {out}/sample\.ipynb already exists \(a student's work\?\); nothing was written: pick an empty folder, or pass --force to overwrite$",
+    "student {book} -o {book}": r"^error: -o {book} is inside .*, where the reference notebooks are: writing there would replace the solutions; pick a folder outside it, such as student/$",
+    "student {book} -o {book}/student": r"^error: -o {book}/student is inside .*, where the reference notebooks are",
+    "student {book} -o {tmp}/junk/notes.txt": r"^error: -o {tmp}/junk/notes\.txt is a file, not a folder: name a folder for the student edition$",
+    "student {tmp}/missing.ipynb -o {tmp}/new": r"^error: no such notebook or folder: {tmp}/missing\.ipynb$",
+    "student {tmp}/junk/notes.txt -o {tmp}/new": r"^error: {tmp}/junk/notes\.txt is not a notebook: name \.ipynb files or folders that hold them$",
+    "student {tmp}/junk/corrupt.ipynb -o {tmp}/new": r"^error: cannot read {tmp}/junk/corrupt\.ipynb as a notebook \(NotJSONError\): is it a \.ipynb file\?$",
+    "grade {out} --timeout 0": r"argument --timeout: must be at least 1, got 0: 0 would mean no limit, and a notebook that loops would never end$",
+    "grade {out} --timeout -5": r"argument --timeout: must be at least 1",
+    "grade {out} --jobs 0": r"argument --jobs: must be at least 1, got 0",
+    "grade {tmp}/missing": r"^error: no such notebook or folder: {tmp}/missing$",
+    "grade {out} --reference {tmp}/new": r"^error: no reference notebooks in {tmp}/new: pass --reference with the book's folder$",
+    "grade {out} --reference {book} --csv {tmp}": r"^error: --csv {tmp} is a folder: name the file to write, such as grades\.csv$",
+}
+BENCH_ERRORS = {
+    "--runs 0": r"argument --runs: must be at least 1, got 0: a median needs one timed run or more$",
+    "--steps 0": r"argument --steps: must be at least 1, got 0: a picture needs one denoising step or more$",
+}
 COMMANDS = [
-    (
-        "student -o over an edited notebook",
-        exercises,
-        ["student", "{book}", "-o", "{out}"],
-        r"^error: {out}/sample\.ipynb already exists \(a student's work\?\); nothing was written: pick an empty "
-        r"folder, or pass --force to overwrite$",
-    ),
-    (
-        "student -o the book itself",
-        exercises,
-        ["student", "{book}", "-o", "{book}"],
-        r"^error: -o {book} is inside .*, where the reference notebooks are: writing there would replace the "
-        r"solutions; pick a folder outside it, such as student/$",
-    ),
-    (
-        "student -o a folder inside the book",
-        exercises,
-        ["student", "{book}", "-o", "{book}/student"],
-        r"^error: -o {book}/student is inside .*, where the reference notebooks are",
-    ),
-    (
-        "student -o a file",
-        exercises,
-        ["student", "{book}", "-o", "{tmp}/junk/notes.txt"],
-        r"^error: -o {tmp}/junk/notes\.txt is a file, not a folder: name a folder for the student edition$",
-    ),
-    (
-        "student of a missing notebook",
-        exercises,
-        ["student", "{tmp}/missing.ipynb", "-o", "{tmp}/new"],
-        r"^error: no such notebook or folder: {tmp}/missing\.ipynb$",
-    ),
-    (
-        "student of a file that is not a notebook",
-        exercises,
-        ["student", "{tmp}/junk/notes.txt", "-o", "{tmp}/new"],
-        r"^error: {tmp}/junk/notes\.txt is not a notebook: name \.ipynb files or folders that hold them$",
-    ),
-    (
-        "student of a corrupt notebook",
-        exercises,
-        ["student", "{tmp}/junk/corrupt.ipynb", "-o", "{tmp}/new"],
-        r"^error: cannot read {tmp}/junk/corrupt\.ipynb as a notebook \(NotJSONError\): is it a \.ipynb file\?$",
-    ),
-    (
-        "grade --timeout 0",
-        exercises,
-        ["grade", "{out}", "--timeout", "0"],
-        r"argument --timeout: must be at least 1, got 0: 0 would mean no limit, and a notebook that loops would "
-        r"never end$",
-    ),
-    (
-        "grade --timeout -5",
-        exercises,
-        ["grade", "{out}", "--timeout", "-5"],
-        r"argument --timeout: must be at least 1",
-    ),
-    (
-        "grade --jobs 0",
-        exercises,
-        ["grade", "{out}", "--jobs", "0"],
-        r"argument --jobs: must be at least 1, got 0",
-    ),
-    (
-        "grade a missing folder",
-        exercises,
-        ["grade", "{tmp}/missing"],
-        r"^error: no such notebook or folder: {tmp}/missing$",
-    ),
-    (
-        "grade against a folder with no reference",
-        exercises,
-        ["grade", "{out}", "--reference", "{tmp}/new"],
-        r"^error: no reference notebooks in {tmp}/new: pass --reference with the book's folder$",
-    ),
-    (
-        "grade --csv a folder",
-        exercises,
-        ["grade", "{out}", "--reference", "{book}", "--csv", "{tmp}"],
-        r"^error: --csv {tmp} is a folder: name the file to write, such as grades\.csv$",
-    ),
-    (
-        "bench --runs 0",
-        bench,
-        ["--runs", "0"],
-        r"argument --runs: must be at least 1, got 0: a median needs one timed run or more$",
-    ),
-    (
-        "bench --steps 0",
-        bench,
-        ["--steps", "0"],
-        r"argument --steps: must be at least 1, got 0: a picture needs one denoising step or more$",
-    ),
+    (module, line, message)
+    for module, errors in ((exercises, EXERCISES_ERRORS), (bench, BENCH_ERRORS))
+    for line, message in errors.items()
 ]
 
 
@@ -322,10 +252,10 @@ def workspace(tmp_path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    "what, module, argv, message", COMMANDS, ids=[case[0] for case in COMMANDS]
+    "module, line, message", COMMANDS, ids=[line for _, line, _ in COMMANDS]
 )
 def test_a_bad_command_line_says_what_is_wrong_and_how_to_fix_it(
-    what, module, argv, message, workspace, capsys
+    module, line, message, workspace, capsys
 ):
     before = {
         path: path.read_bytes()
@@ -333,7 +263,7 @@ def test_a_bad_command_line_says_what_is_wrong_and_how_to_fix_it(
         if path.is_file()
     }
     try:
-        status = module.main([arg.format(**workspace) for arg in argv])
+        status = module.main([arg.format(**workspace) for arg in line.split()])
     except SystemExit as exit_:  # argparse refuses an option with status 2
         status = exit_.code
     assert status == 2

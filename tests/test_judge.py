@@ -7,7 +7,7 @@ import random
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from helpers import shapes
 from helpers.judge import assert_shows, judge, judge_many, name_color
@@ -108,3 +108,21 @@ def test_the_judge_stands_aside_for_the_real_model(
         is_tiny=False,
     )
     assert "tiny-shapes-sd's pictures only" in capsys.readouterr().out
+
+
+def test_a_white_shape_on_black_stands_out_from_a_dark_tinted_halo() -> None:
+    """A generated white star on black came with a wide, dark red rim on a slightly green-blue black; divided by
+    their brightness, rim and background looked nearly as far apart as star and background, the rim outnumbered the
+    star, and the judge saw a plain black picture."""
+    text = "a white star on a black background"
+    picture = shapes.render(text, seed=0)
+    star = np.asarray(picture.convert("L")) > 128  # (H, W)
+    rim = (
+        np.asarray(Image.fromarray(star).convert("L").filter(ImageFilter.MaxFilter(15)))
+        > 0
+    ) & ~star
+    pixels = np.asarray(picture).copy()
+    pixels[~star] = (24, 30, 29)  # the generated picture's black
+    pixels[rim] = (24, 10, 8)  # and its rim
+    assert rim.sum() > star.sum()
+    assert judge(Image.fromarray(pixels)).shows(text)

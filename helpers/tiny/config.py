@@ -15,18 +15,39 @@ from ..judge import JUDGE_WEIGHTS
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "tiny_shapes_sd"
 
 
-def default_workdir(quick: bool = False) -> Path:
-    """Where training keeps its checkpoints: ``$SD_BOOK_CACHE`` or ``~/.cache/sd-book``, then ``tiny-shapes-sd``, or
-    ``tiny-shapes-sd-quick`` for ``--quick``, so a quick run never touches a full run's checkpoints."""
-    name = "tiny-shapes-sd-quick" if quick else "tiny-shapes-sd"
+def cache_folder(name: str) -> Path:
+    """Where a training keeps its checkpoints: ``$SD_BOOK_CACHE`` or ``~/.cache/sd-book``, then ``name``."""
     return (
         Path(os.environ.get("SD_BOOK_CACHE", Path.home() / ".cache" / "sd-book")) / name
     )
 
 
+def default_workdir(quick: bool = False) -> Path:
+    """``tiny-shapes-sd`` in the cache, or ``tiny-shapes-sd-quick`` for ``--quick``, so a quick run never touches a
+    full run's checkpoints."""
+    return cache_folder("tiny-shapes-sd-quick" if quick else "tiny-shapes-sd")
+
+
 @dataclass
-class TinyConfig:
-    """Every size and step count of tiny-shapes-sd; ``quick()`` gives the few-steps version for tests."""
+class LoopConfig:
+    """What the training loop (``train.run_loop``) reads, the same for every model this package trains."""
+
+    # The optimiser: AdamW with linear warm-up, cosine decay and gradient clipping.
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    warmup_steps: int = 100
+    seed: int = 0
+    checkpoint_every: int = 500
+    device: str = field(
+        default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu"
+    )
+    workdir: Path = field(default_factory=default_workdir)
+
+
+@dataclass
+class TinyConfig(LoopConfig):
+    """Every size and step count of tiny-shapes-sd (the loop's from ``LoopConfig``); ``quick()`` gives the few-steps
+    version for tests."""
 
     image_size: int = 64
     # VAE: 4 blocks like SD's, so 64x64 pictures become 8x8x4 latents.
@@ -70,16 +91,6 @@ class TinyConfig:
     judge_batch: int = 64
     judge_lr: float = 2e-3
     judge_weights: Path = JUDGE_WEIGHTS
-    # The optimiser, the same for every part: AdamW with linear warm-up, cosine decay and gradient clipping.
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    warmup_steps: int = 100
-    seed: int = 0
-    checkpoint_every: int = 500
-    device: str = field(
-        default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu"
-    )
-    workdir: Path = field(default_factory=default_workdir)
     out_dir: Path = SHIPPED_DIR
 
     def quick(self) -> TinyConfig:

@@ -10,7 +10,6 @@ one, so the ControlNet learns that the outline decides the shape and the caption
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import time
 from dataclasses import dataclass, field, replace
@@ -32,7 +31,7 @@ from ..cli import add_training_folders
 from ..control import outline_picture, random_outline
 from ..judge import judge_many
 from ..sd15 import sd15_config
-from .config import SHIPPED_DIR, TinyConfig
+from .config import SHIPPED_DIR, LoopConfig, cache_folder
 from .export import drop_local_paths, folder_size_mb, halve_safetensors
 from .train import diffusion_loss, embed_captions, encode_dataset, run_loop
 
@@ -40,16 +39,14 @@ CONTROLNET_DIR = Path(__file__).resolve().parent.parent / "tiny_controlnet"
 
 
 def default_workdir(quick: bool = False) -> Path:
-    """Checkpoints live beside tiny-shapes-sd's: ``$SD_BOOK_CACHE`` or ``~/.cache/sd-book``."""
-    name = "tiny-controlnet-quick" if quick else "tiny-controlnet"
-    return (
-        Path(os.environ.get("SD_BOOK_CACHE", Path.home() / ".cache" / "sd-book")) / name
-    )
+    """Checkpoints live beside tiny-shapes-sd's, in ``tiny-controlnet`` or ``tiny-controlnet-quick``."""
+    return cache_folder("tiny-controlnet-quick" if quick else "tiny-controlnet")
 
 
 @dataclass
-class ControlNetConfig:
-    """Every number of the ControlNet's training; ``quick()`` gives the few-steps version for tests."""
+class ControlNetConfig(LoopConfig):
+    """Every number of the ControlNet's training (the loop's from ``LoopConfig``); ``quick()`` gives the few-steps
+    version for tests."""
 
     # The conditioning encoder: 64x64 outline -> 8x8 features, three stride-2 convolutions as in SD's ControlNets.
     conditioning_channels: tuple[int, ...] = (16, 32, 64, 64)
@@ -60,12 +57,7 @@ class ControlNetConfig:
     uncond_prob: float = 0.1  # empty captions, so the ControlNet also serves guidance's unconditional half
     # captions that name another shape than the outline's: the outline must win
     other_shape_prob: float = 0.5
-    warmup_steps: int = 100
     checkpoint_every: int = 250
-    seed: int = 0
-    device: str = field(
-        default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu"
-    )
     model_dir: Path = SHIPPED_DIR  # the frozen tiny-shapes-sd it controls
     workdir: Path = field(default_factory=default_workdir)
     out_dir: Path = CONTROLNET_DIR
@@ -81,17 +73,6 @@ class ControlNetConfig:
             checkpoint_every=10,
             workdir=default_workdir(quick=True),
             out_dir=default_workdir(quick=True) / "controlnet",
-        )
-
-    def loop_config(self) -> TinyConfig:
-        """The settings ``run_loop`` reads (warm-up, checkpoints, device, folder), the optimiser's others shared."""
-        return replace(
-            TinyConfig(),
-            warmup_steps=self.warmup_steps,
-            checkpoint_every=self.checkpoint_every,
-            seed=self.seed,
-            device=self.device,
-            workdir=self.workdir,
         )
 
 
@@ -216,9 +197,7 @@ def train_controlnet(config: ControlNetConfig) -> tuple[ControlNetModel, list[fl
         )
         return diffusion_loss(controlled, noise_scheduler, latents, embeds)
 
-    losses = run_loop(
-        "controlnet", controlnet, loss, config.steps, config.lr, config.loop_config()
-    )
+    losses = run_loop("controlnet", controlnet, loss, config.steps, config.lr, config)
     save_controlnet(controlnet, config.out_dir)
     return controlnet, losses
 

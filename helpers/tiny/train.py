@@ -24,7 +24,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 from .. import shapes
 from ..captions import caption_embeddings, tokenize
 from ..sd15 import sd15_config
-from .config import TinyConfig, make_clip, make_unet, make_vae
+from .config import LoopConfig, TinyConfig, make_clip, make_unet, make_vae
 
 # OpenAI CLIP's pixel normalisation, which CLIPImageProcessor applies too.
 CLIP_MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
@@ -73,7 +73,7 @@ def run_loop(
     loss_fn: Callable[[], torch.Tensor],
     steps: int,
     lr: float,
-    config: TinyConfig,
+    config: LoopConfig,
     ema: EMAModel | None = None,
 ) -> list[float]:
     """Optimise ``loss_fn`` for ``steps`` steps with AdamW; checkpoints to ``workdir/name.pt`` and resumes from it."""
