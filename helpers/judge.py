@@ -284,18 +284,18 @@ def assert_shows(
     captions: list[str],
     is_tiny: bool,
     at_least: int | None = None,
-) -> None:
+) -> list[Judgement]:
     """Assert that the pictures show their captions (all of them, or ``at_least`` of them), as the prose beside a
-    figure says; print what the judge saw.
+    figure says; print how many do, and return what the judge saw, for the cells that read more of it.
 
     The judge reads tiny-shapes-sd's pictures only: with another model (``is_tiny`` false) it says so and checks
-    nothing, since a real model's pictures are photographs, not flat shapes.
+    nothing and returns no judgements, since a real model's pictures are photographs, not flat shapes.
     """
     if not is_tiny:
         print(
             "(The judge reads tiny-shapes-sd's pictures only: with this model, look at the figure.)"
         )
-        return
+        return []
     if len(pictures) != len(captions):
         raise ValueError(f"{len(pictures)} pictures but {len(captions)} captions")
     seen = judge_many(pictures)
@@ -311,3 +311,4 @@ def assert_shows(
     print(
         f"The judge agrees: {sum(hits)} of {len(captions)} pictures show their caption."
     )
+    return seen

@@ -82,7 +82,10 @@ def test_the_judge_wants_a_picture() -> None:
 
 def test_a_figure_that_contradicts_its_claim_fails() -> None:
     red_circle = shapes.render("a red circle on a blue background", seed=0)
-    assert_shows([red_circle], ["a red circle on a blue background"], is_tiny=True)
+    (seen,) = assert_shows(
+        [red_circle], ["a red circle on a blue background"], is_tiny=True
+    )
+    assert (seen.color, seen.background, seen.shape) == ("red", "blue", "circle")
     with pytest.raises(AssertionError, match="only 0 of 1 pictures show their caption"):
         assert_shows([red_circle], ["a green star on a white background"], is_tiny=True)
     with pytest.raises(AssertionError, match="MISS: asked 'a blue circle"):
@@ -102,11 +105,12 @@ def test_a_figure_that_contradicts_its_claim_fails() -> None:
 def test_the_judge_stands_aside_for_the_real_model(
     capsys: pytest.CaptureFixture,
 ) -> None:
-    assert_shows(
+    seen = assert_shows(
         [Image.new("RGB", (512, 512))],
         ["a red circle on a blue background"],
         is_tiny=False,
     )
+    assert seen == []
     assert "tiny-shapes-sd's pictures only" in capsys.readouterr().out
 
 
