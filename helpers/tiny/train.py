@@ -183,6 +183,21 @@ def train_clip(config: TinyConfig, tokenizer_dir: Path) -> list[float]:
     return losses
 
 
+def add_training_noise(
+    noise_scheduler: DDPMScheduler, latents: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Noise each latent at a random timestep of its own: (noisy latents, noise,
+    timesteps)."""
+    noise = torch.randn_like(latents)  # (B, 4, h, w)
+    timesteps = torch.randint(
+        0,
+        noise_scheduler.config.num_train_timesteps,
+        (len(latents),),
+        device=latents.device,
+    )
+    return noise_scheduler.add_noise(latents, noise, timesteps), noise, timesteps
+
+
 def diffusion_loss(
     unet: UNet2DConditionModel,
     noise_scheduler: DDPMScheduler,
@@ -191,14 +206,7 @@ def diffusion_loss(
 ) -> torch.Tensor:
     """The latent diffusion loss: noise the latents at a random timestep, predict
     that noise, take the MSE."""
-    noise = torch.randn_like(latents)  # (B, 4, h, w)
-    timesteps = torch.randint(
-        0,
-        noise_scheduler.config.num_train_timesteps,
-        (len(latents),),
-        device=latents.device,
-    )
-    noisy_latents = noise_scheduler.add_noise(latents, noise, timesteps)
+    noisy_latents, noise, timesteps = add_training_noise(noise_scheduler, latents)
     noise_pred = unet(
         noisy_latents, timesteps, encoder_hidden_states=text_embeddings
     ).sample
@@ -220,14 +228,7 @@ def calibrated_guidance_loss(
     The best captioned prediction is then ``uncond + ratio * (true - uncond)``, so guidance scale ``w`` gives
     ``uncond + w * ratio * (true - uncond)``: what guidance ``w * ratio`` gives for a plainly trained UNet.
     """
-    noise = torch.randn_like(latents)  # (B, 4, h, w)
-    timesteps = torch.randint(
-        0,
-        noise_scheduler.config.num_train_timesteps,
-        (len(latents),),
-        device=latents.device,
-    )
-    noisy_latents = noise_scheduler.add_noise(latents, noise, timesteps)
+    noisy_latents, noise, timesteps = add_training_noise(noise_scheduler, latents)
     with torch.no_grad():
         empty = empty_embedding.expand(len(latents), -1, -1)  # (B, 77, d)
         uncond = unet(noisy_latents, timesteps, encoder_hidden_states=empty).sample
