@@ -286,7 +286,8 @@ def assert_shows(
     at_least: int | None = None,
 ) -> list[Judgement]:
     """Assert that the pictures show their captions (all of them, or ``at_least`` of them), as the prose beside a
-    figure says; print how many do, and return what the judge saw, for the cells that read more of it.
+    figure says; print how many do, and what the judge read where a picture does not, and return what the judge
+    saw, for the cells that read more of it.
 
     The judge reads tiny-shapes-sd's pictures only: with another model (``is_tiny`` false) it says so and checks
     nothing and returns no judgements, since a real model's pictures are photographs, not flat shapes.
@@ -308,7 +309,12 @@ def assert_shows(
     assert sum(hits) >= needed, (
         f"only {sum(hits)} of {len(captions)} pictures show their caption ({report})"
     )
+    misses = "".join(
+        f"; it read {j.says()!r} for {text!r}"
+        for j, text, hit in zip(seen, captions, hits)
+        if not hit
+    )
     print(
-        f"The judge agrees: {sum(hits)} of {len(captions)} pictures show their caption."
+        f"The judge agrees: {sum(hits)} of {len(captions)} pictures show their caption{misses}."
     )
     return seen

@@ -80,7 +80,9 @@ def test_the_judge_wants_a_picture() -> None:
         judge(np.zeros((64, 64), dtype=np.float32))
 
 
-def test_a_figure_that_contradicts_its_claim_fails() -> None:
+def test_a_figure_that_contradicts_its_claim_fails(
+    capsys: pytest.CaptureFixture,
+) -> None:
     red_circle = shapes.render("a red circle on a blue background", seed=0)
     (seen,) = assert_shows(
         [red_circle], ["a red circle on a blue background"], is_tiny=True
@@ -100,6 +102,9 @@ def test_a_figure_that_contradicts_its_claim_fails() -> None:
         is_tiny=True,
         at_least=1,
     )
+    printed = capsys.readouterr().out
+    assert "1 of 2 pictures show their caption; it read 'a big red circle" in printed
+    assert "for 'a blue circle on a red background'." in printed
 
 
 def test_the_judge_stands_aside_for_the_real_model(
