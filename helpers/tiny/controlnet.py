@@ -3,7 +3,9 @@
 The recipe is diffusers' ``examples/controlnet/train_controlnet.py`` made small: ``ControlNetModel.from_unet`` copies
 the UNet's down and middle blocks, its zero convolutions make it add nothing at first, and it alone trains, with the
 diffusion loss, while the UNet, VAE and text encoder stay frozen. In some captions the shape is swapped for another
-one, so the ControlNet learns that the outline decides the shape and the caption only the colours.
+one, so the ControlNet learns that the outline decides the shape and the caption only the colours. The loss is the
+calibrated one of the UNet's last stage: trained to the true noise, the residuals would undo the UNet's calibration
+for captioned pictures, and guidance 7.5 would then act at its full, too-stiff strength.
 ``python -m helpers.tiny controlnet`` runs it; it resumes from its checkpoints.
 """
 
@@ -31,9 +33,9 @@ from ..cli import add_training_folders
 from ..control import outline_picture, random_outline
 from ..judge import judge_many
 from ..sd15 import sd15_config
-from .config import SHIPPED_DIR, LoopConfig, cache_folder
+from .config import SHIPPED_DIR, LoopConfig, TinyConfig, cache_folder
 from .export import drop_local_paths, folder_size_mb, halve_safetensors
-from .train import diffusion_loss, embed_captions, encode_dataset, run_loop
+from .train import calibrated_guidance_loss, embed_captions, encode_dataset, run_loop
 
 CONTROLNET_DIR = Path(__file__).resolve().parent.parent / "tiny_controlnet"
 
@@ -57,6 +59,8 @@ class ControlNetConfig(LoopConfig):
     uncond_prob: float = 0.1  # empty captions, so the ControlNet also serves guidance's unconditional half
     # captions that name another shape than the outline's: the outline must win
     other_shape_prob: float = 0.5
+    # captioned rows aim this share of the way from the empty caption's prediction to the noise, as the UNet learned
+    calibration_ratio: float = TinyConfig.effective_guidance / TinyConfig.guidance_scale
     checkpoint_every: int = 250
     model_dir: Path = SHIPPED_DIR  # the frozen tiny-shapes-sd it controls
     workdir: Path = field(default_factory=default_workdir)
@@ -123,7 +127,8 @@ def training_caption(
 
 
 class ControlledUNet(torch.nn.Module):
-    """The frozen UNet with the ControlNet's residuals added, called as a UNet is: ``diffusion_loss`` trains it."""
+    """The frozen UNet with the ControlNet's residuals added, called as a UNet is, so that the UNet's own loss
+    (``calibrated_guidance_loss``) trains it."""
 
     def __init__(
         self,
@@ -176,6 +181,9 @@ def train_controlnet(config: ControlNetConfig) -> tuple[ControlNetModel, list[fl
     data = outline_dataset(config.dataset_size, config.seed + 3, pipe.vae)
     controlnet = make_controlnet(pipe.unet, config).to(config.device).train()
     noise_scheduler = DDPMScheduler.from_config(sd15_config("scheduler"))
+    empty_embedding = embed_captions(
+        pipe.text_encoder, pipe.tokenizer, [""]
+    )  # (1, 77, d)
 
     def loss() -> torch.Tensor:
         index = torch.randint(0, len(data.scenes), (config.batch,))
@@ -195,7 +203,18 @@ def train_controlnet(config: ControlNetConfig) -> tuple[ControlNetModel, list[fl
             controlnet,
             condition_batch(data.conditions, index).to(config.device),
         )
-        return diffusion_loss(controlled, noise_scheduler, latents, embeds)
+        captioned = torch.tensor(
+            [text != "" for text in captions], device=latents.device
+        )
+        return calibrated_guidance_loss(
+            controlled,
+            noise_scheduler,
+            latents,
+            embeds,
+            empty_embedding,
+            captioned,
+            config.calibration_ratio,
+        )
 
     losses = run_loop("controlnet", controlnet, loss, config.steps, config.lr, config)
     save_controlnet(controlnet, config.out_dir)
