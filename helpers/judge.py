@@ -284,19 +284,19 @@ def assert_shows(
     captions: list[str],
     is_tiny: bool,
     at_least: int | None = None,
-) -> list[Judgement]:
+) -> None:
     """Assert that the pictures show their captions (all of them, or ``at_least`` of them), as the prose beside a
-    figure says; print how many do, and what the judge read where a picture does not, and return what the judge
-    saw, for the cells that read more of it.
+    figure says; print how many do, and what the judge read where a picture does not. It returns nothing, so that a
+    cell ending with it shows no value.
 
     The judge reads tiny-shapes-sd's pictures only: with another model (``is_tiny`` false) it says so and checks
-    nothing and returns no judgements, since a real model's pictures are photographs, not flat shapes.
+    nothing, since a real model's pictures are photographs, not flat shapes.
     """
     if not is_tiny:
         print(
             "(The judge reads tiny-shapes-sd's pictures only: with this model, look at the figure.)"
         )
-        return []
+        return
     if len(pictures) != len(captions):
         raise ValueError(f"{len(pictures)} pictures but {len(captions)} captions")
     seen = judge_many(pictures)
@@ -317,4 +317,3 @@ def assert_shows(
     print(
         f"The judge agrees: {sum(hits)} of {len(captions)} pictures show their caption{misses}."
     )
-    return seen
