@@ -20,7 +20,9 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from . import shapes
 from .captions import caption_embeddings
-from .tiny.train import diffusion_loss, encode_dataset, sample_batch, train_step
+from .models import ModelChoice
+from .tiny.config import TinyConfig
+from .tiny.train import CaptionLoss, encode_dataset, sample_batch, train_step
 
 LORA_TARGETS = (
     "to_q",
@@ -30,13 +32,12 @@ LORA_TARGETS = (
 )  # every attention projection, self- and cross-attention
 
 
-def concept_scenes(shape: str, n: int, seed: int) -> list[shapes.Scene]:
-    """``n`` random training-style scenes, each showing ``shape`` (colours, size and place vary)."""
+def concept_scenes(shape: str, color: str, n: int, seed: int) -> list[shapes.Scene]:
+    """``n`` scenes of a ``color`` ``shape`` on random backgrounds, neither its colour nor white (on which a pale
+    shape hardly shows); size, place, shade and light are left to the renderer."""
     rng = random.Random(seed)
-    return [
-        shapes.with_attribute(shapes.random_scene(rng), "shape", shape)
-        for _ in range(n)
-    ]
+    backgrounds = [name for name in shapes.COLORS if name not in (color, "white")]
+    return [shapes.Scene(shape, color, rng.choice(backgrounds)) for _ in range(n)]
 
 
 def render_scenes(
@@ -87,7 +88,8 @@ class ConceptData:
 def add_token(
     tokenizer: CLIPTokenizer, text_encoder: CLIPTextModel, token: str, initializer: str
 ) -> int:
-    """Add ``token`` to the vocabulary and a row for it to the embedding table, a copy of ``initializer``'s row."""
+    """Add ``token`` to the vocabulary, and a row for it to the embedding table: a copy
+    of ``initializer``'s row."""
     if tokenizer.add_tokens(token) != 1:
         raise ValueError(f"{token!r} is already a token")
     text_encoder.resize_token_embeddings(len(tokenizer))
@@ -102,12 +104,24 @@ def add_token(
 def train_only_rows(
     table: torch.nn.Parameter, rows: Sequence[int]
 ) -> torch.utils.hooks.RemovableHandle:
-    """Let gradients reach only ``rows`` of an embedding table: every other row's gradient is zero, so with no
-    weight decay Adam leaves those rows exactly as they were."""
+    """Let gradients reach only ``rows`` of an embedding table: every other row's
+    gradient is zero, so with no weight decay Adam leaves those rows as they were.
+    """
     mask = torch.zeros(len(table), 1, dtype=table.dtype, device=table.device)
     mask[list(rows)] = 1
     table.requires_grad_(True)
     return table.register_hook(lambda grad: grad * mask)
+
+
+def guidance_calibration(choice: ModelChoice) -> float:
+    """How far a captioned prediction was trained to move from the empty caption's toward the noise: tiny-shapes-sd's
+    last stage trained it to ``effective_guidance / guidance_scale`` of the way (its model card says why), SD v1.5
+    all of it (1, the plain diffusion loss)."""
+    return (
+        TinyConfig.effective_guidance / TinyConfig.guidance_scale
+        if choice.is_tiny
+        else 1.0
+    )
 
 
 def fit(
@@ -118,17 +132,27 @@ def fit(
     lr: float,
     batch_size: int,
     seed: int,
+    calibration: float = 1.0,
     grad_clip: float = 1.0,
 ) -> tuple[list[float], list[float]]:
-    """Train ``parameters`` (and nothing else) with chapter 7's diffusion loss on ``data``'s batches; returns the
-    loss and the seconds of every step."""
+    """Train ``parameters`` (and nothing else) on ``data``'s batches; returns the loss
+    and the seconds of every step.
+
+    The loss is the one the model was last trained with (``CaptionLoss``): chapter 7's
+    diffusion loss where ``calibration`` is 1, else the calibrated one with that ratio,
+    so that new captions keep the guidance strength of the old ones.
+    """
     rng = random.Random(seed)
     torch.manual_seed(seed)
-    noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
     trained = torch.nn.ParameterList(
         parameters
     )  # train_step clips the norm of these parameters' gradients
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.0)
+    with torch.no_grad():
+        empty = caption_embeddings(pipe.text_encoder, pipe.tokenizer, [""])
+    caption_loss = CaptionLoss(
+        DDPMScheduler.from_config(pipe.scheduler.config), empty, calibration
+    )
     losses, seconds = [], []
     for _ in range(steps):
         start = time.perf_counter()
@@ -136,8 +160,8 @@ def fit(
         text_embeddings = caption_embeddings(
             pipe.text_encoder, pipe.tokenizer, captions
         )  # (B, 77, d)
-        loss = diffusion_loss(
-            pipe.unet, noise_scheduler, latents.to(pipe.unet.device), text_embeddings
+        loss = caption_loss(
+            pipe.unet, latents.to(pipe.unet.device), captions, text_embeddings
         )
         train_step(trained, optimizer, loss, grad_clip)
         losses.append(loss.item())
@@ -160,9 +184,11 @@ def lora_forward(
     lora_b: torch.Tensor,
     scale: float,
 ) -> torch.Tensor:
-    """What a LoRA linear layer computes: x W^T + b + scale * x A^T B^T, with A (r, in) and B (out, r).
+    """What a LoRA linear layer computes: x W^T + b + scale * x A^T B^T, with A (r, in)
+    and B (out, r).
 
-    The same as a linear layer with weight W + scale * B A, but B A (out, in) is never formed while training.
+    The same as a linear layer with weight W + scale * B A, but B A (out, in) is never
+    formed while training.
     """
     out = x @ weight.T + (bias if bias is not None else 0)
     return out + scale * (x @ lora_a.T) @ lora_b.T

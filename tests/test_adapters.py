@@ -29,7 +29,7 @@ from helpers.checks.ch10 import ADAPTER, lora_layer
 from helpers.compare import max_pixel_diff
 from helpers.pipeline import generate
 
-PROMPTS = ["a red <heart> on a blue background", "a red heart on a blue background"]
+PROMPTS = ["a <sun> on a blue background", "a sun on a blue background"]
 
 
 def frozen_pipeline(choice: ModelChoice) -> StableDiffusionPipeline:
@@ -40,14 +40,14 @@ def frozen_pipeline(choice: ModelChoice) -> StableDiffusionPipeline:
     return pipe
 
 
-def heart_data(pipe: StableDiffusionPipeline) -> ConceptData:
-    """Four hearts, their shape called "<heart>" in the captions."""
+def sun_data(pipe: StableDiffusionPipeline) -> ConceptData:
+    """Four yellow circles, called "<sun>" in the captions."""
     return ConceptData(
         pipe.vae,
-        concept_scenes("heart", 4, seed=0),
+        concept_scenes("circle", "yellow", 4, seed=0),
         seed=0,
         size=shapes.IMAGE_SIZE,
-        rename={"heart": "<heart>"},
+        rename={"yellow circle": "<sun>"},
     )
 
 
@@ -78,29 +78,36 @@ def test_lora_forward_equals_peft(rank: int, alpha: int) -> None:
     assert torch.allclose(got, want, atol=1e-6)
 
 
-def test_concept_data_renames_the_shape(tiny_choice: ModelChoice) -> None:
+def test_concept_scenes_show_the_concept_on_other_backgrounds() -> None:
+    scenes = concept_scenes("circle", "yellow", 40, seed=1)
+    assert {(s.shape, s.color) for s in scenes} == {("circle", "yellow")}
+    backgrounds = {s.background for s in scenes}
+    assert backgrounds.isdisjoint({"yellow", "white"}) and len(backgrounds) >= 4
+
+
+def test_concept_data_renames_the_concept(tiny_choice: ModelChoice) -> None:
     pipe = frozen_pipeline(tiny_choice)
-    data = heart_data(pipe)
+    data = sun_data(pipe)
     latents, captions = data.batch(6, random.Random(0))
     assert latents.shape == (6, 4, 8, 8)
-    assert all("<heart>" in c and " heart" not in c for c in captions)
+    assert all("<sun>" in c and "circle" not in c for c in captions)
 
 
 def test_textual_inversion_trains_one_row_and_reloads(
     tiny_choice: ModelChoice, tmp_path: Path
 ) -> None:
     pipe = frozen_pipeline(tiny_choice)
-    token_id = add_token(pipe.tokenizer, pipe.text_encoder, "<heart>", "star")
+    token_id = add_token(pipe.tokenizer, pipe.text_encoder, "<sun>", "circle")
     table = pipe.text_encoder.get_input_embeddings().weight
     before = table.detach().clone()
     hook = train_only_rows(table, [token_id])
-    data = heart_data(pipe)
+    data = sun_data(pipe)
     losses, seconds = fit(pipe, data, [table], steps=3, lr=1e-2, batch_size=4, seed=0)
     hook.remove()
     assert len(losses) == len(seconds) == 3
     assert (table != before).any(dim=1).nonzero().flatten().tolist() == [token_id]
 
-    path = save_embedding(tmp_path / "heart.safetensors", "<heart>", table[token_id])
+    path = save_embedding(tmp_path / "sun.safetensors", "<sun>", table[token_id])
     fresh = frozen_pipeline(tiny_choice)
     fresh.load_textual_inversion(path)
     assert torch.equal(
@@ -114,7 +121,7 @@ def test_lora_saves_loads_and_fuses(tiny_choice: ModelChoice, tmp_path: Path) ->
     plain = draw(pipe)
     pipe.unet.add_adapter(
         LoraConfig(r=4, lora_alpha=4, target_modules=list(LORA_TARGETS)),
-        adapter_name="heart",
+        adapter_name="sun",
     )
     torch.manual_seed(0)
     for name, parameter in pipe.unet.named_parameters():
@@ -125,16 +132,16 @@ def test_lora_saves_loads_and_fuses(tiny_choice: ModelChoice, tmp_path: Path) ->
     adapted = draw(pipe)
     assert max_pixel_diff(adapted, plain) > 0
     state = convert_state_dict_to_diffusers(
-        get_peft_model_state_dict(pipe.unet, adapter_name="heart")
+        get_peft_model_state_dict(pipe.unet, adapter_name="sun")
     )
     StableDiffusionPipeline.save_lora_weights(tmp_path, unet_lora_layers=state)
 
     fresh = frozen_pipeline(tiny_choice)
-    fresh.load_lora_weights(tmp_path, adapter_name="heart")
+    fresh.load_lora_weights(tmp_path, adapter_name="sun")
     assert max_pixel_diff(draw(fresh), adapted) == 0
-    fresh.set_adapters(["heart"], adapter_weights=[0.0])
+    fresh.set_adapters(["sun"], adapter_weights=[0.0])
     assert max_pixel_diff(draw(fresh), plain) == 0
-    fresh.set_adapters(["heart"], adapter_weights=[1.0])
+    fresh.set_adapters(["sun"], adapter_weights=[1.0])
     fresh.fuse_lora()
     fresh.unload_lora_weights()
     assert not lora_parameters(fresh.unet)

@@ -9,11 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from diffusers import StableDiffusionPipeline
+import torch.nn.functional as F
+from diffusers import DDPMScheduler, StableDiffusionPipeline
 
 import helpers.tiny.train as train_module
+from helpers.sd15 import sd15_config
 from helpers.tiny.config import TinyConfig
-from helpers.tiny.train import train_unet
+from helpers.tiny.train import (
+    CaptionLoss,
+    add_training_noise,
+    diffusion_loss,
+    embed_captions,
+    train_unet,
+)
 
 STEPS, WINDOW = 60, 15
 
@@ -92,3 +100,40 @@ def test_finished_run_resumes_without_training(
     assert losses == short_run["losses"]
     for resumed, trained in zip(unet.parameters(), short_run["unet"].parameters()):
         assert torch.equal(resumed, trained)
+
+
+def test_caption_loss_is_plain_at_one_and_calibrated_below(
+    tiny_pipe: StableDiffusionPipeline,
+) -> None:
+    unet, scheduler = (
+        tiny_pipe.unet,
+        DDPMScheduler.from_config(sd15_config("scheduler")),
+    )
+    captions = ["a red circle on a blue background", ""]
+    embeds = embed_captions(tiny_pipe.text_encoder, tiny_pipe.tokenizer, captions)
+    empty = embeds[1:]  # (1, 77, d)
+    latents = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+
+    def seeded(loss: CaptionLoss) -> torch.Tensor:
+        torch.manual_seed(0)
+        with torch.no_grad():
+            return loss(unet, latents, captions, embeds)
+
+    plain = seeded(CaptionLoss(scheduler, None, 1.0))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        assert torch.equal(plain, diffusion_loss(unet, scheduler, latents, embeds))
+
+    ratio = 0.25
+    calibrated = seeded(CaptionLoss(scheduler, empty, ratio))
+    # by hand: the captioned row aims a quarter of the way from the empty caption's
+    # prediction to the noise, the empty caption's row at the noise
+    torch.manual_seed(0)
+    noisy, noise, timesteps = add_training_noise(scheduler, latents)
+    with torch.no_grad():
+        uncond = unet(noisy, timesteps, encoder_hidden_states=empty.expand(2, -1, -1))
+        prediction = unet(noisy, timesteps, encoder_hidden_states=embeds).sample
+    aimed = uncond.sample[0] + ratio * (noise[0] - uncond.sample[0])
+    target = torch.stack([aimed, noise[1]])
+    assert torch.allclose(calibrated, F.mse_loss(prediction, target))
+    assert not torch.allclose(calibrated, plain)

@@ -10,6 +10,7 @@ import math
 import random
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -241,6 +242,42 @@ def calibrated_guidance_loss(
     return F.mse_loss(noise_pred, target)
 
 
+@dataclass
+class CaptionLoss:
+    """The loss of a captioned batch that a trained model keeps learning with: ``diffusion_loss`` where
+    ``calibration`` is 1, else ``calibrated_guidance_loss`` with that ratio for the rows with a caption. The fixed
+    parts are set once; each step gives the model and its batch."""
+
+    noise_scheduler: DDPMScheduler
+    empty_embedding: (
+        torch.Tensor | None
+    )  # (1, 77, d); only the calibrated loss reads it
+    calibration: float = 1.0
+
+    def __call__(
+        self,
+        unet: torch.nn.Module,
+        latents: torch.Tensor,
+        captions: list[str],
+        text_embeddings: torch.Tensor,
+    ) -> torch.Tensor:
+        """The loss of ``latents`` (B, 4, h, w) under their ``captions`` and the captions' embeddings (B, 77, d)."""
+        if self.calibration == 1.0:
+            return diffusion_loss(unet, self.noise_scheduler, latents, text_embeddings)
+        captioned = torch.tensor(
+            [text != "" for text in captions], device=latents.device
+        )
+        return calibrated_guidance_loss(
+            unet,
+            self.noise_scheduler,
+            latents,
+            text_embeddings,
+            self.empty_embedding,
+            captioned,
+            self.calibration,
+        )
+
+
 @torch.no_grad()
 def encode_dataset(
     vae: AutoencoderKL, pictures: np.ndarray, batch: int = 256
@@ -314,12 +351,13 @@ def train_unet(
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     latent_dists, scenes = dataset or latent_dataset(config, vae)
-    noise_scheduler = DDPMScheduler.from_config(sd15_config("scheduler"))
     unet = (unet or make_unet(config)).to(config.device)
     ema = EMAModel(unet.parameters(), decay=config.ema_decay)
-    # (1, 77, d): what the calibrated loss's unconditional prediction reads; plain training embeds only its batches
-    empty_embedding = (
-        embed_captions(text_encoder, tokenizer, [""]) if calibrate else None
+    caption_loss = CaptionLoss(
+        DDPMScheduler.from_config(sd15_config("scheduler")),
+        # what the calibrated loss's unconditional prediction reads; plain training embeds only its batches
+        embed_captions(text_encoder, tokenizer, [""]) if calibrate else None,
+        config.effective_guidance / config.guidance_scale if calibrate else 1.0,
     )
 
     def loss() -> torch.Tensor:
@@ -332,20 +370,7 @@ def train_unet(
             rng,
         )
         text_embeddings = embed_captions(text_encoder, tokenizer, captions)
-        if not calibrate:
-            return diffusion_loss(unet, noise_scheduler, latents, text_embeddings)
-        captioned = torch.tensor(
-            [text != "" for text in captions], device=latents.device
-        )
-        return calibrated_guidance_loss(
-            unet,
-            noise_scheduler,
-            latents,
-            text_embeddings,
-            empty_embedding,
-            captioned,
-            config.effective_guidance / config.guidance_scale,
-        )
+        return caption_loss(unet, latents, captions, text_embeddings)
 
     losses = run_loop(
         name, unet, loss, steps or config.unet_steps, config.unet_lr, config, ema=ema
