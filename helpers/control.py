@@ -65,8 +65,8 @@ def controlnet_residuals(
     condition: torch.Tensor,
     conditioning_scale: float,
 ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
-    """The ControlNet's residuals for one step: one per UNet skip connection (down blocks) and one for the middle
-    block, each already multiplied by ``conditioning_scale``."""
+    """The ControlNet's residuals for one step: one per UNet skip connection (down
+    blocks) and one for the middle block, each already times ``conditioning_scale``."""
     return controlnet(
         latent_model_input,
         t,
@@ -92,11 +92,13 @@ def controlnet_denoise(
     conditioning_scale: float = 1.0,
     progress: bool = True,
 ) -> torch.Tensor:
-    """The text-to-image loop with a ControlNet: at every step the ControlNet sees the noisy latents, the prompt and
-    the condition picture ``condition`` (B, 3, H, W) in [0, 1], and its residuals are added to the UNet's.
+    """The text-to-image loop with a ControlNet: at every step the ControlNet sees the
+    noisy latents, the prompt and the condition picture ``condition`` (B, 3, H, W) in
+    [0, 1], and its residuals are added to the UNet's.
 
-    Both halves of classifier-free guidance get the condition, as the library's pipeline does by default. As in
-    ``denoise``, the caller sets the scheduler's timesteps and passes the ones to run.
+    Both halves of classifier-free guidance get the condition, as the library's pipeline
+    does by default. As in ``denoise``, the caller sets the scheduler's timesteps and
+    passes the ones to run.
     """
     if guidance_scale <= 1:
         raise ValueError("this loop always guides: use guidance_scale > 1")

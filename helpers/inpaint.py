@@ -62,8 +62,8 @@ def keep_unmasked(
     mask: torch.Tensor,
     next_t: torch.Tensor | None,
 ) -> torch.Tensor:
-    """Blend after a step: outside the mask the picture's latents, noised to the next timestep (clean after the
-    last step, ``next_t`` None); inside it the model's."""
+    """Blend after a step: outside the mask the picture's latents, noised to the next
+    timestep (clean after the last step, ``next_t`` None); inside it the model's."""
     known = (
         image_latents
         if next_t is None
@@ -83,11 +83,13 @@ def inpaint(
     generator: torch.Generator | None = None,
     progress: bool = True,
 ) -> list[Image.Image]:
-    """Redraw the white part of ``mask_image`` in ``image`` to fit ``prompt``; the library's defaults (strength 1).
+    """Redraw the white part of ``mask_image`` in ``image`` to fit ``prompt``, with the
+    library's defaults (strength 1).
 
-    The generator draws the picture's latent sample, then the starting noise, as the pipeline does. The pipeline
-    also draws a latent sample of the masked picture, which only a 9-channel UNet reads; that draw comes after the
-    noise, so with a scheduler that draws no noise of its own (PNDM, DDIM) the pictures are the same.
+    The generator draws the picture's latent sample, then the starting noise, as the
+    pipeline does. The pipeline also draws a latent sample of the masked picture, which
+    only a 9-channel UNet reads; that draw comes after the noise, so with a scheduler
+    that draws no noise of its own (PNDM, DDIM) the pictures are the same.
     """
     if guidance_scale <= 1:
         raise ValueError("this loop always guides: use guidance_scale > 1")

@@ -42,6 +42,8 @@ from .device import pick_device, pick_dtype
 REAL_MODEL_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 REAL_CLIP_ID = "openai/clip-vit-large-patch14"  # the CLIP whose text tower SD v1.5 uses
 TINY_MODEL_DIR = Path(__file__).resolve().parent / "tiny_shapes_sd"
+# tiny-shapes-sd's ControlNet (chapter 9), trained by `python -m helpers.tiny controlnet`
+TINY_CONTROLNET_DIR = Path(__file__).resolve().parent / "tiny_controlnet"
 HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")  # "owner/name" (or a bare legacy "name")
 
 # What each part of a pipeline folder does, in the course's words, for the messages about a missing part.

@@ -21,6 +21,7 @@ CHAPTER_5 = ROOT / "book" / "05_schedulers.ipynb"
 
 CHAPTER_6 = ROOT / "book" / "06_pipeline.ipynb"
 CHAPTER_7 = ROOT / "book" / "07_img2img_and_training.ipynb"
+CHAPTER_9 = ROOT / "book" / "09_inpainting_and_control.ipynb"
 
 
 @pytest.mark.parametrize(
@@ -41,6 +42,10 @@ CHAPTER_7 = ROOT / "book" / "07_img2img_and_training.ipynb"
                 "diffusion_loss",
                 "train_step",
             },
+        ),
+        (
+            CHAPTER_9,
+            {"keep_unmasked", "inpaint", "controlnet_residuals", "controlnet_denoise"},
         ),
     ],
     ids=lambda value: value.stem if hasattr(value, "stem") else "",

@@ -182,7 +182,7 @@ def zero_start_measurement(
     """A fresh float32 ``ControlNetModel.from_unet(unet)`` on these inputs: its largest residual, and the largest
     gradients of its zero convolutions' weights and of its copied encoder's parameters when every residual value gets
     a gradient of 1."""
-    controlnet = ControlNetModel.from_unet(unet).to(latents.device, torch.float32)
+    controlnet = ControlNetModel.from_unet(unet).to(latents.device)  # float32, as made
     with torch.enable_grad():
         down, mid = controlnet(
             latents.float(),

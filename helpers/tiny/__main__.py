@@ -14,8 +14,9 @@ from diffusers import AutoencoderKL
 from transformers import CLIPModel, CLIPTokenizer
 
 from ..cli import add_training_folders
+from ..models import TINY_CONTROLNET_DIR
 from .config import SHIPPED_DIR, TinyConfig
-from .controlnet import CONTROLNET_DIR, add_controlnet_arguments, run_controlnet
+from .controlnet import add_controlnet_arguments, run_controlnet
 from .export import check_loads_correctly, folder_size_mb, save_pipeline
 from .tokenizer import build_tokenizer
 from .train import (
@@ -145,7 +146,9 @@ def main() -> None:
         from .evaluate import evaluate
 
         model = args.model or TinyConfig().out_dir
-        shipped_controlnet = CONTROLNET_DIR if model.resolve() == SHIPPED_DIR else None
+        shipped_controlnet = (
+            TINY_CONTROLNET_DIR if model.resolve() == SHIPPED_DIR else None
+        )
         controlnet = args.controlnet or shipped_controlnet
         print(
             json.dumps(

@@ -32,12 +32,11 @@ from .. import shapes
 from ..cli import add_training_folders
 from ..control import outline_picture, random_outline
 from ..judge import judge_many
+from ..models import TINY_CONTROLNET_DIR
 from ..sd15 import sd15_config
 from .config import SHIPPED_DIR, LoopConfig, TinyConfig, cache_folder
 from .export import drop_local_paths, folder_size_mb, halve_safetensors
-from .train import calibrated_guidance_loss, embed_captions, encode_dataset, run_loop
-
-CONTROLNET_DIR = Path(__file__).resolve().parent.parent / "tiny_controlnet"
+from .train import CaptionLoss, embed_captions, encode_dataset, run_loop
 
 
 def default_workdir(quick: bool = False) -> Path:
@@ -52,19 +51,22 @@ class ControlNetConfig(LoopConfig):
 
     # The conditioning encoder: 64x64 outline -> 8x8 features, three stride-2 convolutions as in SD's ControlNets.
     conditioning_channels: tuple[int, ...] = (16, 32, 64, 64)
-    steps: int = 3000
+    steps: int = (
+        4000  # 3000 reached shape 0.875 of the 0.9 asked (other_shape_prob 0.75)
+    )
     batch: int = 32
     lr: float = 5e-4
     dataset_size: int = 20000  # pictures rendered and encoded once, with their outlines
     uncond_prob: float = 0.1  # empty captions, so the ControlNet also serves guidance's unconditional half
-    # captions that name another shape than the outline's: the outline must win
-    other_shape_prob: float = 0.5
+    # captions that name another shape than the outline's: the outline must win (0.5 gave shape 0.78, 0.75 gave
+    # 0.875 in 3000 steps, as three of four of the evaluation's captions do)
+    other_shape_prob: float = 0.75
     # captioned rows aim this share of the way from the empty caption's prediction to the noise, as the UNet learned
     calibration_ratio: float = TinyConfig.effective_guidance / TinyConfig.guidance_scale
     checkpoint_every: int = 250
     model_dir: Path = SHIPPED_DIR  # the frozen tiny-shapes-sd it controls
     workdir: Path = field(default_factory=default_workdir)
-    out_dir: Path = CONTROLNET_DIR
+    out_dir: Path = TINY_CONTROLNET_DIR
 
     def quick(self) -> ControlNetConfig:
         """A few steps on a few pictures: shows the loop runs and resumes, in well under a minute."""
@@ -180,10 +182,11 @@ def train_controlnet(config: ControlNetConfig) -> tuple[ControlNetModel, list[fl
         part.requires_grad_(False)
     data = outline_dataset(config.dataset_size, config.seed + 3, pipe.vae)
     controlnet = make_controlnet(pipe.unet, config).to(config.device).train()
-    noise_scheduler = DDPMScheduler.from_config(sd15_config("scheduler"))
-    empty_embedding = embed_captions(
-        pipe.text_encoder, pipe.tokenizer, [""]
-    )  # (1, 77, d)
+    caption_loss = CaptionLoss(
+        DDPMScheduler.from_config(sd15_config("scheduler")),
+        embed_captions(pipe.text_encoder, pipe.tokenizer, [""]),  # (1, 77, d)
+        config.calibration_ratio,
+    )
 
     def loss() -> torch.Tensor:
         index = torch.randint(0, len(data.scenes), (config.batch,))
@@ -203,18 +206,7 @@ def train_controlnet(config: ControlNetConfig) -> tuple[ControlNetModel, list[fl
             controlnet,
             condition_batch(data.conditions, index).to(config.device),
         )
-        captioned = torch.tensor(
-            [text != "" for text in captions], device=latents.device
-        )
-        return calibrated_guidance_loss(
-            controlled,
-            noise_scheduler,
-            latents,
-            embeds,
-            empty_embedding,
-            captioned,
-            config.calibration_ratio,
-        )
+        return caption_loss(controlled, latents, captions, embeds)
 
     losses = run_loop("controlnet", controlnet, loss, config.steps, config.lr, config)
     save_controlnet(controlnet, config.out_dir)
