@@ -117,11 +117,7 @@ def guidance_calibration(choice: ModelChoice) -> float:
     """How far a captioned prediction was trained to move from the empty caption's toward the noise: tiny-shapes-sd's
     last stage trained it to ``effective_guidance / guidance_scale`` of the way (its model card says why), SD v1.5
     all of it (1, the plain diffusion loss)."""
-    return (
-        TinyConfig.effective_guidance / TinyConfig.guidance_scale
-        if choice.is_tiny
-        else 1.0
-    )
+    return TinyConfig().calibration_ratio if choice.is_tiny else 1.0
 
 
 def fit(

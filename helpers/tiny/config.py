@@ -93,6 +93,11 @@ class TinyConfig(LoopConfig):
     judge_weights: Path = JUDGE_WEIGHTS
     out_dir: Path = SHIPPED_DIR
 
+    @property
+    def calibration_ratio(self) -> float:
+        """How far the calibrated stage trains a captioned prediction from the empty caption's toward the noise."""
+        return self.effective_guidance / self.guidance_scale
+
     def quick(self) -> TinyConfig:
         """A few steps of each part: shows the losses fall, in well under a minute."""
         return replace(

@@ -249,9 +249,8 @@ class CaptionLoss:
     parts are set once; each step gives the model and its batch."""
 
     noise_scheduler: DDPMScheduler
-    empty_embedding: (
-        torch.Tensor | None
-    )  # (1, 77, d); only the calibrated loss reads it
+    # (1, 77, d); only the calibrated loss reads it
+    empty_embedding: torch.Tensor | None
     calibration: float = 1.0
 
     def __call__(
@@ -357,7 +356,7 @@ def train_unet(
         DDPMScheduler.from_config(sd15_config("scheduler")),
         # what the calibrated loss's unconditional prediction reads; plain training embeds only its batches
         embed_captions(text_encoder, tokenizer, [""]) if calibrate else None,
-        config.effective_guidance / config.guidance_scale if calibrate else 1.0,
+        config.calibration_ratio if calibrate else 1.0,
     )
 
     def loss() -> torch.Tensor:
