@@ -17,12 +17,18 @@ from budget_plugin import BUDGET_DIR, kernel_environment
 from built_book import chapters
 from nbclient import NotebookClient
 
-from helpers.budget import t4_seconds
+from helpers.budget import T4_SECONDS_PER_PART_LOAD, t4_seconds
 
 LIMIT_MINUTES = 5
 # Work that only the GPU world does, which the CPU run cannot count. None now: chapter 8 times torch.compile (minutes
 # of compiling on Colab) only when the reader sets TIME_COMPILE = True.
 GPU_ONLY_SECONDS: dict[str, float] = {}
+# Work that only the CPU run does, which the T4 skips. Chapter 8 loads a bfloat16 copy of the model on a CPU (native
+# there) but not on a T4 (compute capability 7.5, no native bfloat16): its three part loads are taken off. The calls
+# of that row are not, so the estimate stays on the high side.
+CPU_ONLY_SECONDS: dict[str, float] = {
+    "08_speed_and_memory": 3 * T4_SECONDS_PER_PART_LOAD
+}
 STATED = re.compile(r"this chapter takes about (\d+) minutes?")
 STATEMENT = (
     "On Colab's free T4 GPU with SD v1.5, this chapter takes about {minutes} minutes (an estimate from the "
@@ -45,7 +51,9 @@ def counted(path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
 
 def estimated_minutes(path: Path, monkeypatch: pytest.MonkeyPatch) -> float:
     return (
-        t4_seconds(counted(path, monkeypatch)) + GPU_ONLY_SECONDS.get(path.stem, 0.0)
+        t4_seconds(counted(path, monkeypatch))
+        + GPU_ONLY_SECONDS.get(path.stem, 0.0)
+        - CPU_ONLY_SECONDS.get(path.stem, 0.0)
     ) / 60
 
 
